@@ -1,0 +1,27 @@
+# The platform team's entry points. `make test` is the README's test command
+# and what .ci/run executes.
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+export PATH := $(CURDIR)/$(VENV):$(PATH)
+
+.PHONY: help bootstrap test lint demo bench
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+bootstrap: ## install the template's tooling into .venv
+	scripts/bootstrap
+
+test: bootstrap ## the whole suite (starts its own PostgreSQL)
+	$(VENV)/pytest -n 2 --dist loadgroup
+
+lint: bootstrap ## lint the template's own Python
+	$(VENV)/ruff check extensions scripts tests
+	$(VENV)/ruff format --check extensions scripts tests
+	$(VENV)/mypy
+
+demo: bootstrap ## generate a demo service from the defaults into ./demo-service
+	$(VENV)/copier copy --trust --defaults --vcs-ref HEAD . demo-service
+
+bench: bootstrap ## time copy and update renders
+	$(VENV)/python scripts/bench
