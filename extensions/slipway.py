@@ -31,6 +31,16 @@ STACKS_BY_TOOL = {
     "golang-migrate": ("go", "python", "typescript"),
 }
 
+# What the deploy manifests need from each stack's image: the migration
+# command (the image's ENTRYPOINT runs the service, so the Job overrides it)
+# and whether the runtime needs a writable /tmp under a read-only root.
+STACK_DEPLOY = {
+    "python": {
+        "migrate_command": ["/app/.venv/bin/python", "-m", "alembic", "upgrade", "head"],
+        "writable_tmp": True,
+    },
+}
+
 # Kubernetes Service names are RFC 1035 labels (must start with a letter), and
 # the slug is also the Python package name's source, so the stricter rule wins.
 SLUG_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -129,15 +139,25 @@ def json_str(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
+# JSON leaves these raw, but YAML readers reject them (DEL, C1 controls,
+# U+FFFE/U+FFFF) or fold them as line breaks (NEL, U+2028/2029), and TOML
+# rejects DEL; a \uXXXX escape means the same character in JSON, YAML and TOML.
+_JSON_RAW_BUT_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def _escape_unsafe(quoted: str) -> str:
+    return _JSON_RAW_BUT_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
 def yaml_str(value: Any) -> str:
     """A YAML scalar that reads back as exactly `value`, whatever it contains."""
-    return json_str(value)
+    return _escape_unsafe(json_str(value))
 
 
 def toml_str(value: Any) -> str:
-    """A TOML basic string: JSON's escapes are a subset TOML accepts, except
-    that TOML needs control characters escaped the same way, which json does."""
-    return json.dumps(str(value), ensure_ascii=True)
+    """A TOML basic string. Not ensure_ascii: TOML has no surrogate pairs, so
+    characters beyond U+FFFF must stay literal (UTF-8)."""
+    return _escape_unsafe(json_str(value))
 
 
 def md_text(value: Any) -> str:
@@ -152,6 +172,29 @@ def gha_safe(value: Any) -> str:
     return str(value).replace("${{", "$ {{")
 
 
+# --- GitHub Actions pins ----------------------------------------------------
+
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+def uses(action: str) -> str:
+    """The value of a `uses:` line, `owner/repo[/path]@<sha> # <tag>`, from the pins.
+
+    Workflows never spell a SHA: Dependabot in generated repos and
+    `scripts/pins` here update one place. A sub-action path (`owner/repo/path`)
+    shares its repository's pin.
+    """
+    name = str(action)
+    repo = "/".join(name.split("/")[:2])
+    entry = load_pins().get("actions", {}).get(repo)
+    if not entry:
+        raise ValueError(f"action '{repo}' is not pinned: add it under `actions:` in {PINS_FILE}")
+    sha = str(entry.get("sha", ""))
+    if not SHA_RE.match(sha):
+        raise ValueError(f"action '{repo}' in {PINS_FILE} has sha '{sha}', not a 40-hex commit")
+    return f"{name}@{sha} # {entry['tag']}"
+
+
 FILTERS = {
     "slugify": slugify,
     "slug_error": slug_error,
@@ -164,6 +207,7 @@ FILTERS = {
     "toml_str": toml_str,
     "md_text": md_text,
     "gha_safe": gha_safe,
+    "uses": uses,
 }
 
 
@@ -185,6 +229,7 @@ def derive(context: dict[str, Any], pins: dict[str, Any]) -> dict[str, Any]:
         "stack": stack,
         "package_name": slug.replace("-", "_"),
         "runtime": pins.get("runtimes", {}).get(stack, {}),
+        "stack_deploy": STACK_DEPLOY.get(stack, {}),
         "images": images,
         "tools": pins.get("tools", {}),
         "actions": pins.get("actions", {}),

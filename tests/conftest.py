@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,10 @@ from typing import Any
 import pytest
 import yaml
 from copier import run_copy
+from hypothesis import settings
 
+from tests.conformance.service import base_env, check_make, tools_dir_with_uv
+from tests.conformance.stacks import STACKS
 from tests.support.postgres import PostgresServer, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +28,10 @@ def _questions() -> dict[str, Any]:
 
 
 QUESTIONS = _questions()
+
+# No example database: it would leave a .hypothesis folder in the checkout.
+settings.register_profile("slipway", database=None, deadline=None)
+settings.load_profile("slipway")
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +83,44 @@ def render(template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """A PostgreSQL for the session: DATABASE_URL's if set, else a throwaway one."""
-    with start_postgres(tmp_path_factory.mktemp("pg")) as server:
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL for the session: DATABASE_URL's if set, else a throwaway one.
+
+    Its data lives outside pytest's base temp: another pytest session on the
+    same machine prunes old base temps and would delete a running cluster.
+    """
+    with (
+        tempfile.TemporaryDirectory(prefix="slipway-pg-", ignore_cleanup_errors=True) as workdir,
+        start_postgres(Path(workdir)) as server,
+    ):
         yield server
+
+
+@pytest.fixture(scope="session")
+def service_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for a generated service's make targets: `uv` on PATH and a
+    uv cache shared by every worker and run (so repeated syncs are fast)."""
+    shared = tmp_path_factory.getbasetemp().parent  # common to all xdist workers
+    uv_cache = Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
+    return base_env(tools_dir_with_uv(shared / "tools-bin"), uv_cache)
+
+
+PreparedFn = Callable[[str], Path]
+
+
+@pytest.fixture(scope="session")
+def prepared_service(
+    render: RenderFn, service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> PreparedFn:
+    """A writable copy of a stack's render after `make setup`, once per worker."""
+    cache: dict[str, Path] = {}
+
+    def _prepare(stack: str) -> Path:
+        if stack not in cache:
+            dst = tmp_path_factory.mktemp(f"service-{stack}") / "service"
+            shutil.copytree(render(**STACKS[stack].answers), dst, symlinks=True)
+            check_make(dst, "setup", service_env)
+            cache[stack] = dst
+        return cache[stack]
+
+    return _prepare

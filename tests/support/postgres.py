@@ -99,14 +99,27 @@ def start_postgres(workdir: Path) -> Iterator[PostgresServer]:
         os.chown(workdir, uid, gid)
         os.chown(data, uid, gid)
     subprocess.run(
-        [*prefix, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-         "--no-sync"],
+        [
+            *prefix,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
     )
     port = free_port()
     log = workdir / "server.log"
-    opts = f"-k {workdir} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c full_page_writes=off"
+    opts = (
+        f"-k {workdir} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c full_page_writes=off"
+    )
     subprocess.run(
         [*prefix, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "start"],
         check=True,

@@ -1,0 +1,158 @@
+"""Compare each pin with upstream: one Finding per entry of pins.yml."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import gitrefs, oci, pypi
+from .gitrefs import SourceError
+from .sources import POLICY_KEYS, TOOL_SOURCES, GitTags, Pypi, companion_owner
+from .versions import newest_stable, stable_key
+
+CURRENT, STALE, HIJACK, MANUAL, ERROR = "current", "stale", "HIJACK?", "manual", "error"
+
+
+@dataclass(frozen=True)
+class Config:
+    git_base: str = "https://github.com/"
+    registry_base: str | None = None  # None: each image's own registry
+    pypi_base: str = pypi.PYPI_BASE
+    today: str = ""
+
+
+@dataclass
+class Finding:
+    kind: str  # actions | images | tools
+    name: str
+    pinned: str
+    upstream: str = ""
+    status: str = CURRENT
+    detail: str = ""
+    updates: dict[str, str] = field(default_factory=dict)  # field -> new value
+
+
+def repo_url(config: Config, repo: str) -> str:
+    return f"{config.git_base.rstrip('/')}/{repo}"
+
+
+def check_action(config: Config, name: str, row: Mapping[str, Any]) -> Finding:
+    tag, sha = str(row.get("tag", "")), str(row.get("sha", ""))
+    if not tag or not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise ValueError(f"actions.{name} needs a `tag` and a full 40-character commit `sha`")
+    found = Finding("actions", name, f"{tag} {sha[:12]}")
+    tags = gitrefs.remote_tags(repo_url(config, name))
+    if tag in tags and tags[tag] != sha:
+        # The tag we pinned now names another commit: someone moved it.
+        found.status, found.upstream = HIJACK, f"{tag} {tags[tag][:12]}"
+        found.detail = f"tag {tag} re-pointed from {sha} to {tags[tag]}: possible tag hijack"
+        return found
+    if tag not in tags:
+        found.status, found.upstream = HIJACK, "(tag gone)"
+        found.detail = f"pinned tag {tag} no longer exists upstream: deleted or rewritten"
+        return found
+    newest = newest_stable(tags, like=tag)
+    if newest is None:
+        raise SourceError(f"{name}: no stable release tag upstream")
+    found.upstream = f"{newest} {tags[newest][:12]}"
+    pinned_key, newest_key = stable_key(tag), stable_key(newest)
+    if newest != tag and (
+        pinned_key is None or (newest_key is not None and newest_key > pinned_key)
+    ):
+        found.status = STALE
+        found.updates = {"tag": newest, "sha": tags[newest]}
+    return found
+
+
+def check_image(config: Config, name: str, row: Mapping[str, Any]) -> Finding:
+    if not row.get("image") or not row.get("tag"):
+        raise ValueError(f"images.{name} needs both `image` and `tag`")
+    image, tag, digest = str(row["image"]), str(row["tag"]), str(row.get("digest", ""))
+    found = Finding("images", name, f"{image}:{tag}@{digest[:19]}")
+    current, media_type = oci.resolve_digest(image, tag, config.registry_base)
+    found.upstream = f"{current[:19]} ({media_type or 'unknown type'})"
+    found.updates = {
+        "source": f"registry: {oci.manifest_url(image, tag, config.registry_base)}",
+        "checked": config.today,
+    }
+    if current != digest:
+        found.status = STALE
+        found.updates["digest"] = current
+    return found
+
+
+def _bare(version: str, prefix: str = "") -> str:
+    return version.removeprefix(prefix).removeprefix("v")
+
+
+def check_tool(config: Config, name: str, pinned: str, companions: list[str]) -> Finding:
+    found = Finding("tools", name, pinned)
+    source = TOOL_SOURCES[name]
+    if isinstance(source, Pypi):
+        newest = pypi.newest_release(source.project, config.pypi_base)
+    else:
+        assert isinstance(source, GitTags)
+        tags = gitrefs.remote_tags(repo_url(config, source.repo))
+        tag = newest_stable(tags, source.prefix)
+        if tag is None:
+            raise SourceError(f"{source.repo}: no stable {source.prefix}vX.Y.Z tag")
+        newest = _bare(tag, source.prefix)
+    found.upstream = newest
+    if _bare(pinned) != newest:
+        value = f"v{newest}" if pinned.startswith("v") else newest
+        if companions:
+            found.status = MANUAL
+            found.detail = f"refresh {', '.join(companions)} by hand, then set {name}: {value}"
+        else:
+            found.status = STALE
+            found.updates = {name: value}
+    return found
+
+
+# (section, name, pinned value as shown, check function, its arguments)
+Job = tuple[str, str, str, Callable[..., Finding], tuple[Any, ...]]
+
+
+def plan(data: Mapping[str, Any], only: set[str]) -> list[Job]:
+    """Every check to run."""
+    jobs: list[Job] = []
+    if "actions" in only:
+        for name, row in (data.get("actions") or {}).items():
+            shown = f"{row.get('tag', '')} {str(row.get('sha', ''))[:12]}"
+            jobs.append(("actions", name, shown, check_action, (name, row)))
+    if "images" in only:
+        for name, row in (data.get("images") or {}).items():
+            shown = f"{row.get('image', '')}:{row.get('tag', '')}"
+            jobs.append(("images", name, shown, check_image, (name, row)))
+    if "tools" in only:
+        tools: Mapping[str, Any] = data.get("tools") or {}
+        names = {key for key in tools if key in TOOL_SOURCES}
+        for key, value in tools.items():
+            if key in TOOL_SOURCES:
+                companions = [k for k in tools if companion_owner(k, names) == key]
+                jobs.append(("tools", key, str(value), check_tool, (key, str(value), companions)))
+            elif key not in POLICY_KEYS and companion_owner(key, names) is None:
+                jobs.append(("tools", key, str(value), _unknown_tool, (key, str(value))))
+    return jobs
+
+
+def _unknown_tool(config: Config, name: str, value: str) -> Finding:
+    raise SourceError(f"no upstream known for tools.{name}: add it to scripts/pinstool/sources.py")
+
+
+def run_all(config: Config, data: Mapping[str, Any], only: set[str]) -> list[Finding]:
+    jobs = plan(data, only)
+
+    def run(job: Job) -> Finding:
+        kind, name, shown, function, args = job
+        try:
+            return function(config, *args)
+        except (SourceError, ValueError) as exc:
+            return Finding(kind, name, shown, status=ERROR, detail=str(exc))
+
+    # Network-bound: a few lookups at a time keeps a full check to seconds.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(run, jobs))

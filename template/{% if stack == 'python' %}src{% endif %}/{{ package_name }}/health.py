@@ -1,0 +1,59 @@
+"""Liveness, readiness and metrics: the endpoints probes and scrapers call."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from .db import ping
+from .deps import RuntimeDep
+
+# The contract: ready only if `SELECT 1` answers within this time.
+READY_TIMEOUT_SECONDS = 2.0
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process serves requests. Never touches the database, so a
+    database outage does not make Kubernetes restart healthy pods."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Shutting down, or the database is unavailable"}},
+)
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    if runtime.lifecycle.shutting_down:
+        return _not_ready("shutting down", "SIGTERM received")
+    try:
+        with anyio.fail_after(READY_TIMEOUT_SECONDS):
+            # A hung connection must not hang the probe: abandon the thread on timeout.
+            await anyio.to_thread.run_sync(ping, runtime.engine, abandon_on_cancel=True)
+    except TimeoutError:
+        return _not_ready(
+            "unavailable", f"database did not answer within {READY_TIMEOUT_SECONDS:g} s"
+        )
+    except SQLAlchemyError as exc:
+        # The full reason (hosts, ports) goes to the log, not to anonymous callers.
+        log.warning("readiness check failed", extra={"reason": str(exc).splitlines()[0][:300]})
+        return _not_ready("unavailable", "database unreachable")
+    return JSONResponse({"status": "ready"})
+
+
+def _not_ready(status: str, reason: str) -> JSONResponse:
+    return JSONResponse({"status": status, "reason": reason}, status_code=503)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    body, content_type = runtime.metrics.exposition(request.headers.get("accept"))
+    return Response(body, headers={"Content-Type": content_type})

@@ -1,0 +1,50 @@
+"""uvicorn with a graceful SIGTERM: unready first, then drain, then exit 0."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import uvicorn
+
+from .deps import Lifecycle
+
+# After the grace period, how long in-flight requests may take to finish.
+DRAIN_TIMEOUT_SECONDS = 5
+
+log = logging.getLogger(__name__)
+
+
+class GracefulServer(uvicorn.Server):
+    """On SIGTERM, /readyz turns 503 at once while the server keeps serving for
+    `grace_seconds` (the load balancer stops routing here), then uvicorn stops
+    accepting connections and waits for in-flight requests.
+
+    A second signal (e.g. Ctrl-C twice) falls back to uvicorn's own handling.
+    """
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, grace_seconds: float) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self.grace_seconds = grace_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.lifecycle.shutting_down:
+            super().handle_exit(sig, frame)
+            return
+        self.lifecycle.shutting_down = True
+        log.info(
+            "shutdown requested: readiness now fails",
+            extra={"signal": signal.Signals(sig).name, "grace_seconds": self.grace_seconds},
+        )
+        # Not super().handle_exit: uvicorn would re-raise the signal after the
+        # shutdown, and the process would end "killed by SIGTERM" instead of 0.
+        timer = threading.Timer(self.grace_seconds, self._stop_accepting)
+        timer.daemon = True
+        timer.start()
+
+    def _stop_accepting(self) -> None:
+        log.info("grace period over: draining in-flight requests")
+        self.should_exit = True

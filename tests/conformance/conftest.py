@@ -1,0 +1,85 @@
+"""Fixtures: one prepared service per stack, a fresh running instance per module."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Generator, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from extensions.slipway import AVAILABLE, derive, load_pins
+from tests.conformance.service import RunningService, run_service
+from tests.conformance.stacks import STACKS
+from tests.support.postgres import PostgresServer
+
+# Stacks with a start command whose template also renders today.
+READY_STACKS = sorted(set(STACKS) & {stack for _tool, stack in AVAILABLE})
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param(s, marks=[pytest.mark.slow, pytest.mark.xdist_group(f"service-{s}")])
+        for s in READY_STACKS
+    ],
+)
+def conformance_stack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def service_root(conformance_stack: str, prepared_service: Callable[[str], Path]) -> Path:
+    return prepared_service(conformance_stack)
+
+
+StartFn = Callable[..., contextlib.AbstractContextManager[RunningService]]
+
+
+@pytest.fixture(scope="session")
+def start_service(
+    conformance_stack: str,
+    service_root: Path,
+    service_env: dict[str, str],
+    postgres: PostgresServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> StartFn:
+    """Start a new instance (fresh database) with optional extra environment."""
+    answers = yaml.safe_load((service_root / ".copier-answers.yml").read_text())
+    package_name = str(derive(answers, load_pins())["package_name"])
+
+    def _start(
+        extra_env: Mapping[str, str] | None = None,
+    ) -> contextlib.AbstractContextManager[RunningService]:
+        return run_service(
+            service_root,
+            conformance_stack,
+            package_name,
+            postgres,
+            service_env,
+            tmp_path_factory.mktemp("service-run"),
+            extra_env,
+        )
+
+    return _start
+
+
+@pytest.fixture(scope="module")
+def service(start_service: StartFn) -> Iterator[RunningService]:
+    """A running instance shared by one test module, on its own database."""
+    with start_service() as running:
+        yield running
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
+    """Attach the service's logs to a failing test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        for value in funcargs.values():
+            if isinstance(value, RunningService):
+                report.sections.append(("service logs", value.logs()))

@@ -1,0 +1,28 @@
+"""The only stack-specific part of the suite: how to render and start a service.
+
+The service is started directly (not through make) so that SIGTERM reaches
+the service itself and the exit code the test sees is the service's own.
+Adding a stack = one entry here, after its template renders and `make setup`
+installs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Stack:
+    answers: dict[str, Any] = field(default_factory=dict)  # copier answers that select it
+    command: Callable[[Path, str], list[str]] = lambda root, package: []
+
+
+STACKS: dict[str, Stack] = {
+    "python": Stack(
+        answers={},  # the defaults: alembic -> python
+        command=lambda root, package: [str(root / ".venv/bin/python"), "-m", package],
+    ),
+}

@@ -1,0 +1,67 @@
+"""Shared helpers for the deploy tests: answer combinations and built manifests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.combos import values
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+ENVS = ("staging", "production")
+# A digest the tests deploy; any 64 hex digits will do, but not the overlays'
+# all-zero placeholder.
+IMAGE = "ghcr.io/acme/demo-service@sha256:" + "3f" * 32
+
+
+def manifest_combos() -> list[dict[str, str]]:
+    """Every answer set that changes deploy/: traffic_router only exists for canary."""
+    combos: list[dict[str, str]] = []
+    for strategy in values("deploy_strategy"):
+        routers = values("traffic_router") if strategy == "canary" else [None]
+        for router in routers:
+            for provider in values("analysis_provider"):
+                for runner in values("migration_runner"):
+                    answers = {
+                        "deploy_strategy": strategy,
+                        "analysis_provider": provider,
+                        "migration_runner": runner,
+                    }
+                    if router is not None:
+                        answers["traffic_router"] = router
+                    combos.append(answers)
+    return combos
+
+
+def combo_id(answers: dict[str, str]) -> str:
+    keys = ("deploy_strategy", "traffic_router", "analysis_provider", "migration_runner")
+    return "-".join(answers[k] for k in keys if k in answers)
+
+
+def tool_env(path_first: Path | None = None) -> dict[str, str]:
+    """The environment with the suite's tools (and optionally a stand-in) first on PATH."""
+    env = dict(os.environ)
+    dirs = [str(VENV_BIN)] if path_first is None else [str(path_first), str(VENV_BIN)]
+    env["PATH"] = os.pathsep.join([*dirs, env.get("PATH", "")])
+    return env
+
+
+def build(project: Path, env_name: str, image: str | None = IMAGE) -> str:
+    """The manifests `deploy/rollout.sh manifests` prints (real `kubectl kustomize`)."""
+    args = [str(project / "deploy" / "rollout.sh"), "manifests", env_name]
+    if image:
+        args.append(image)
+    result = subprocess.run(
+        args, capture_output=True, text=True, env=tool_env(), check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def load_docs(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]

@@ -1,0 +1,405 @@
+"""deploy/rollout.sh's control flow, against a stand-in kubectl.
+
+The stand-in (tests/support/fake_kubectl.py) plays back what the Argo Rollouts
+v1.9.1 plugin prints and returns (pkg/kubectl-argo-rollouts/cmd/status: the
+status line on stdout, `Error: ...` on stderr, exit 1 for a degraded rollout
+or an expired --timeout) and records every call, so each test asserts the
+exact order of commands. `kubectl kustomize` is the real one: what the script
+applies is the real build.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import RenderFn
+from tests.support.deploy import IMAGE, VENV_BIN, load_docs, tool_env
+from tests.support.fake_kubectl import Reply, Rule, calls, install
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-manifests")]
+
+APP = "demo-service"
+TIMEOUT_ERR = "Error: Rollout status watch exceeded timeout\n"
+ABORTED = (
+    "RolloutAborted: Rollout aborted update to revision 2: "
+    'Metric "ready" assessed Failed due to failed (1) > failureLimit (0)'
+)
+
+
+def healthy() -> Reply:
+    return Reply(out="Healthy\n")
+
+
+def still(status: str) -> Reply:
+    """A status watch whose --timeout ran out while the rollout was in `status`."""
+    return Reply(out=f"{status}\n", err=TIMEOUT_ERR, rc=1)
+
+
+def degraded() -> Reply:
+    return Reply(
+        out=f"Degraded - {ABORTED}\n",
+        err=f"Error: The rollout is in a degraded state with message: {ABORTED}\n",
+        rc=1,
+    )
+
+
+ANALYSIS_OUT = (
+    f'{APP}-6d4f9c7b8-2-pre  Failed  Metric "ready" assessed Failed due to failed (1) > '
+    "failureLimit (0)\n    ready: Failed (successful 0, failed 1, errors 0) \n"
+)
+COMMON = [
+    Rule(["apply"], [Reply(out=f"rollout.argoproj.io/{APP} configured\n")]),
+    Rule(["argo", "rollouts", "promote"], [Reply(out=f"rollout '{APP}' promoted\n")]),
+    Rule(["argo", "rollouts", "abort"], [Reply(out=f"rollout '{APP}' aborted\n")]),
+    Rule(["argo", "rollouts", "undo"], [Reply(out=f"rollout '{APP}' undo\n")]),
+    Rule(["get", "analysisruns"], [Reply(out=ANALYSIS_OUT)]),
+]
+
+
+def status(*replies: Reply) -> Rule:
+    return Rule(["argo", "rollouts", "status"], list(replies))
+
+
+def verb(argv: list[str]) -> str:
+    if argv[0] == "argo":
+        return f"argo {argv[2]}"
+    if argv[0] in {"get", "delete"}:
+        return f"{argv[0]} {argv[1]}"
+    return argv[0]
+
+
+class Run:
+    def __init__(self, result: subprocess.CompletedProcess[str], recorded: list[dict[str, Any]]):
+        self.rc = result.returncode
+        self.out = result.stdout
+        self.err = result.stderr
+        self.calls = recorded
+        self.verbs = [verb(c["argv"]) for c in recorded]
+
+    def applied(self) -> list[dict[str, Any]]:
+        return [d for c in self.calls if "stdin" in c for d in load_docs(c["stdin"])]
+
+    def argv(self, wanted: str) -> list[list[str]]:
+        return [c["argv"] for c in self.calls if verb(c["argv"]) == wanted]
+
+
+def run(
+    project: Path,
+    tmp_path: Path,
+    args: list[str],
+    rules: list[Rule],
+    make: bool = False,
+    **env: str,
+) -> Run:
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    install(bin_dir, state, VENV_BIN / "kubectl", rules)
+    environment = tool_env(bin_dir)
+    environment.update({"ROLLOUT_POLL": "5", "MIGRATE_POLL": "0", **env})
+    cmd = (
+        ["make", "--no-print-directory", *args]
+        if make
+        else [str(project / "deploy" / "rollout.sh"), *args]
+    )
+    result = subprocess.run(
+        cmd, cwd=project, capture_output=True, text=True, env=environment, check=False, timeout=60
+    )
+    return Run(result, calls(state))
+
+
+@pytest.fixture(scope="module")
+def blue_green(render: RenderFn) -> Path:
+    return render(deploy_strategy="blue-green", migration_runner="job")
+
+
+@pytest.fixture(scope="module")
+def canary(render: RenderFn) -> Path:
+    return render(deploy_strategy="canary", traffic_router="none", migration_runner="job")
+
+
+def test_shellcheck_passes(blue_green: Path) -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "shellcheck"), "--severity=style", "deploy/rollout.sh"],
+        cwd=blue_green,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_deploy_applies_the_digest_and_succeeds_when_healthy(
+    blue_green: Path, tmp_path: Path
+) -> None:
+    r = run(blue_green, tmp_path, ["deploy", "staging", IMAGE], [*COMMON, status(healthy())])
+    assert r.rc == 0, r.err
+    assert r.verbs == ["kustomize", "apply", "argo status"]
+    assert r.argv("apply") == [["apply", "-f", "-"]]
+    (watch,) = r.argv("argo status")
+    assert watch == ["argo", "rollouts", "status", APP, "-n", f"{APP}-staging", "--timeout", "5s"]
+    applied = r.applied()
+    rollout = next(d for d in applied if d["kind"] == "Rollout")
+    assert rollout["metadata"]["namespace"] == f"{APP}-staging"
+    assert rollout["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    assert "sha256:" + "0" * 64 not in yaml.safe_dump_all(applied)
+    assert not any(d["kind"] == "Job" for d in applied), "the Job is applied by `migrate` only"
+
+
+def test_deploy_promotes_a_blue_green_rollout_paused_for_promotion(
+    blue_green: Path, tmp_path: Path
+) -> None:
+    watch = status(
+        still("Progressing - more replicas need to be updated"),
+        still("Paused - BlueGreenPause"),
+        healthy(),
+    )
+    r = run(blue_green, tmp_path, ["deploy", "production", IMAGE], [*COMMON, watch])
+    assert r.rc == 0, r.err
+    assert r.verbs == [
+        "kustomize",
+        "apply",
+        "argo status",
+        "argo status",
+        "argo promote",
+        "argo status",
+    ]
+    assert r.argv("argo promote") == [
+        ["argo", "rollouts", "promote", APP, "-n", f"{APP}-production"]
+    ]
+
+
+def test_canary_gate_is_promoted_but_timed_pauses_are_not(canary: Path, tmp_path: Path) -> None:
+    """Step lookups are answered from the production overlay's real steps."""
+    text = subprocess.run(
+        [str(canary / "deploy" / "rollout.sh"), "manifests", "production", IMAGE],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        check=True,
+    ).stdout
+    rollout = next(d for d in load_docs(text) if d["kind"] == "Rollout")
+    steps = rollout["spec"]["strategy"]["canary"]["steps"]
+    timed = next(i for i, s in enumerate(steps) if s.get("pause", {}).get("duration"))
+    gate = next(i for i, s in enumerate(steps) if s.get("pause") == {})
+    step_rules = [
+        Rule(
+            ["jsonpath={.status.currentStepIndex}"], [Reply(out=str(timed)), Reply(out=str(gate))]
+        ),
+        *(
+            Rule(
+                [f"jsonpath={{.spec.strategy.canary.steps[{i}].pause.duration}}"],
+                [Reply(out=str(s.get("pause", {}).get("duration", "")))],
+            )
+            for i, s in enumerate(steps)
+        ),
+    ]
+    watch = status(still("Paused - CanaryPauseStep"), still("Paused - CanaryPauseStep"), healthy())
+    r = run(canary, tmp_path, ["deploy", "production", IMAGE], [*COMMON, *step_rules, watch])
+    assert r.rc == 0, r.err
+    assert r.verbs == [
+        "kustomize", "apply",
+        "argo status", "get rollout", "get rollout",  # timed pause: wait
+        "argo status", "get rollout", "get rollout", "argo promote",  # gate: promote
+        "argo status",
+    ]  # fmt: skip
+
+
+def test_failed_analysis_aborts_reports_and_undoes(blue_green: Path, tmp_path: Path) -> None:
+    watch = status(still("Paused - BlueGreenPause"), degraded())
+    r = run(blue_green, tmp_path, ["deploy", "staging", IMAGE], [*COMMON, watch])
+    assert r.rc == 1
+    assert r.verbs == [
+        "kustomize", "apply", "argo status", "argo promote", "argo status",
+        "argo abort", "get analysisruns", "argo undo",
+    ]  # fmt: skip
+    assert ABORTED in r.out and ANALYSIS_OUT.splitlines()[0] in r.out
+    (query,) = r.argv("get analysisruns")
+    assert f"app.kubernetes.io/name={APP}" in query and f"{APP}-staging" in query
+    assert "rollout failed" in r.err
+
+
+def test_timeout_aborts_and_undoes(blue_green: Path, tmp_path: Path) -> None:
+    watch = status(still("Progressing - more replicas need to be updated"))
+    r = run(
+        blue_green, tmp_path, ["deploy", "staging", IMAGE], [*COMMON, watch],
+        ROLLOUT_TIMEOUT="3", ROLLOUT_POLL="1",
+    )  # fmt: skip
+    assert r.rc == 1
+    assert r.verbs == [
+        "kustomize",
+        "apply",
+        *["argo status"] * 3,
+        "argo abort",
+        "get analysisruns",
+        "argo undo",
+    ]
+    assert all(argv[-2:] == ["--timeout", "1s"] for argv in r.argv("argo status"))
+    assert "not healthy after 3s" in r.out
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/acme/demo-service:latest",
+        "ghcr.io/acme/demo-service:3f9c2a1",
+        "ghcr.io/acme/demo-service",
+        "ghcr.io/acme/demo-service@sha256:1234",
+        "ghcr.io/acme/demo-service@sha256:" + "A" * 64,
+        "ghcr.io/acme/demo-service@sha256:" + "0" * 64,
+        "",
+    ],
+)
+def test_image_not_pinned_by_digest_is_refused(
+    blue_green: Path, tmp_path: Path, image: str
+) -> None:
+    for command in ("deploy", "migrate"):
+        r = run(blue_green, tmp_path / command, [command, "staging", image], COMMON)
+        assert r.rc == 2
+        assert "not pinned by digest" in r.err or "placeholder digest" in r.err
+        assert r.calls == [], "nothing may reach the cluster"
+
+
+def test_unknown_environment_and_usage_are_refused(blue_green: Path, tmp_path: Path) -> None:
+    r = run(blue_green, tmp_path / "env", ["deploy", "prod", IMAGE], COMMON)
+    assert r.rc == 2 and "unknown environment 'prod'" in r.err and r.calls == []
+    r = run(blue_green, tmp_path / "usage", ["launch"], COMMON)
+    assert r.rc == 2 and "usage: deploy/rollout.sh deploy" in r.err and r.calls == []
+
+
+def job_rules(*conditions: str) -> list[Rule]:
+    return [
+        *COMMON,
+        Rule(["delete", "job"], [Reply()]),
+        Rule(["get", "job"], [Reply(out=c) for c in conditions]),
+        Rule(["logs"], [Reply(out="[pod/x/migrate] Running upgrade  -> 0001, create items\n")]),
+    ]
+
+
+def test_migrate_runs_a_job_with_the_same_digest(blue_green: Path, tmp_path: Path) -> None:
+    r = run(
+        blue_green,
+        tmp_path,
+        ["migrate", "staging", IMAGE],
+        job_rules("", "SuccessCriteriaMet Complete"),
+    )
+    assert r.rc == 0, r.err
+    assert r.verbs == ["delete job", "kustomize", "apply", "get job", "get job", "logs"]
+    job_name = f"{APP}-migrate-{IMAGE.split(':')[-1][:12]}"
+    (job,) = [d for d in r.applied() if d["kind"] == "Job"]
+    assert job["metadata"] == {**job["metadata"], "name": job_name, "namespace": f"{APP}-staging"}
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    assert {d["kind"] for d in r.applied()} == {"Job", "ServiceAccount"}
+    assert r.argv("delete job")[0][:3] == ["delete", "job", job_name]
+    assert ["logs", "-n", f"{APP}-staging", "-l", f"job-name={job_name}"] == r.argv("logs")[0][:5]
+    assert "Running upgrade" in r.out
+
+
+def test_migrate_fails_when_the_job_fails(blue_green: Path, tmp_path: Path) -> None:
+    r = run(
+        blue_green, tmp_path, ["migrate", "production", IMAGE], job_rules("FailureTarget Failed")
+    )
+    assert r.rc == 1
+    assert r.verbs == ["delete job", "kustomize", "apply", "get job", "logs"]
+    assert "Running upgrade" in r.out and "failed; nothing was deployed" in r.err
+
+
+def test_migrate_fails_after_its_deadline(blue_green: Path, tmp_path: Path) -> None:
+    r = run(blue_green, tmp_path, ["migrate", "staging", IMAGE], job_rules(""), MIGRATE_TIMEOUT="0")
+    assert r.rc == 1
+    assert r.verbs == ["delete job", "kustomize", "apply", "get job", "logs"]
+    assert "did not finish within 0s" in r.err
+
+
+def test_migrate_is_refused_where_the_runner_migrates(render: RenderFn, tmp_path: Path) -> None:
+    project = render(deploy_strategy="blue-green", migration_runner="runner")
+    r = run(project, tmp_path, ["migrate", "staging", IMAGE], COMMON)
+    assert r.rc == 2 and "make migrate" in r.err and r.calls == []
+
+
+def test_rollback_variants(blue_green: Path, tmp_path: Path) -> None:
+    r = run(
+        blue_green, tmp_path / "previous", ["rollback", "production"], [*COMMON, status(healthy())]
+    )
+    assert r.rc == 0 and r.verbs == ["argo undo", "argo status"]
+    assert r.argv("argo undo") == [["argo", "rollouts", "undo", APP, "-n", f"{APP}-production"]]
+
+    r = run(
+        blue_green,
+        tmp_path / "revision",
+        ["rollback", "production", "3"],
+        [*COMMON, status(healthy())],
+    )
+    assert r.rc == 0 and r.argv("argo undo")[0][-1] == "--to-revision=3"
+
+    r = run(
+        blue_green,
+        tmp_path / "digest",
+        ["rollback", "staging", IMAGE],
+        [*COMMON, status(healthy())],
+    )
+    assert r.rc == 0 and r.verbs == ["kustomize", "apply", "argo status"]
+
+    # A rollback that fails is aborted but never undone (that would return to
+    # the version being rolled back from).
+    r = run(
+        blue_green, tmp_path / "failing", ["rollback", "staging"], [*COMMON, status(degraded())]
+    )
+    assert r.rc == 1 and r.verbs == ["argo undo", "argo status", "argo abort", "get analysisruns"]
+
+    r = run(blue_green, tmp_path / "bad", ["rollback", "staging", "latest"], COMMON)
+    assert r.rc == 2 and "neither a revision number" in r.err and r.calls == []
+
+
+def test_make_targets_call_the_script(blue_green: Path, tmp_path: Path) -> None:
+    r = run(
+        blue_green, tmp_path / "deploy", ["deploy", "ENV=staging", f"IMAGE={IMAGE}"],
+        [*COMMON, status(healthy())], make=True,
+    )  # fmt: skip
+    assert r.rc == 0 and r.verbs == ["kustomize", "apply", "argo status"]
+    r = run(
+        blue_green,
+        tmp_path / "rollback",
+        ["rollback", "ENV=production", "TO=2"],
+        [*COMMON, status(healthy())],
+        make=True,
+    )
+    assert r.rc == 0 and r.argv("argo undo")[0][-1] == "--to-revision=2"
+    r = run(
+        blue_green, tmp_path / "migrate", ["migrate-job", "ENV=staging", f"IMAGE={IMAGE}"],
+        job_rules("Complete"), make=True,
+    )  # fmt: skip
+    assert r.rc == 0 and r.verbs[-1] == "logs"
+    r = run(
+        blue_green,
+        tmp_path / "tag",
+        ["deploy", "ENV=staging", "IMAGE=demo:latest"],
+        COMMON,
+        make=True,
+    )
+    assert r.rc != 0 and "not pinned by digest" in r.err and r.calls == []
+    # Workflow inputs reach the script as arguments, never as shell code.
+    hostile = '3"; echo INJECTED; "'
+    args = ["rollback", "ENV=staging", f"TO={hostile}"]
+    r = run(blue_green, tmp_path / "hostile", args, COMMON, make=True)
+    assert r.rc != 0 and "INJECTED" not in r.out and r.calls == []
+    assert f"rollback target '{hostile}'" in r.err
+
+
+def test_readme_explains_promotion_rollback_and_migrations(render: RenderFn) -> None:
+    for answers in ({"deploy_strategy": "blue-green"}, {"deploy_strategy": "canary"}):
+        readme = (render(**answers) / "README.md").read_text()
+        section = readme.split("## Deploying", 1)[1].split("\n## ", 1)[0]
+        assert "slipway:section deploy" not in readme
+        for phrase in (
+            "What triggers an automatic rollback",
+            "Rolling back by hand",
+            "make rollback",
+        ):
+            assert phrase in section
+        assert re.search(r"expand/contract", section)
+        assert ("Blue-green" if answers["deploy_strategy"] == "blue-green" else "Canary") in section

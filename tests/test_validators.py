@@ -1,0 +1,88 @@
+"""Invalid answers are refused by copier with the validator's message, writing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from copier import run_copy
+
+CASES: list[tuple[str, dict[str, Any], list[str]]] = [
+    # (id, answers, fragments the message must contain)
+    ("name-empty", {"project_name": "   "}, ["project name must not be empty"]),
+    ("slug-empty", {"project_slug": ""}, ["slug must not be empty"]),
+    ("slug-too-long", {"project_slug": "a" * 41}, ["41 characters", "at most 40"]),
+    ("slug-uppercase", {"project_slug": "Orders-api"}, ["'Orders-api'", "DNS-1123"]),
+    ("slug-leading-digit", {"project_slug": "9lives"}, ["'9lives'", "start with a letter"]),
+    ("slug-trailing-hyphen", {"project_slug": "orders-"}, ["'orders-'", "end with a letter"]),
+    ("slug-underscore", {"project_slug": "orders_api"}, ["'orders_api'", "DNS-1123"]),
+    ("slug-space", {"project_slug": "orders api"}, ["DNS-1123"]),
+    (
+        "owner-leading-hyphen",
+        {"github_owner": "-acme"},
+        ["'-acme'", "not starting or ending with a hyphen"],
+    ),
+    ("owner-trailing-hyphen", {"github_owner": "acme-"}, ["'acme-'", "not a valid GitHub"]),
+    ("owner-double-hyphen", {"github_owner": "ac--me"}, ["'ac--me'", "single hyphens"]),
+    ("owner-too-long", {"github_owner": "a" * 40}, ["not a valid GitHub", "1 to 39"]),
+    ("owner-bad-chars", {"github_owner": "ac_me!"}, ["'ac_me!'", "letters, digits"]),
+    ("owner-empty", {"github_owner": ""}, ["not a valid GitHub"]),
+    ("description-empty", {"description": "  "}, ["description must not be empty"]),
+    ("description-too-long", {"description": "x" * 301}, ["301 characters", "at most 300"]),
+    ("prisma", {"migration_tool": "prisma"}, ["prisma needs a typescript service", "alembic"]),
+    (
+        "golang-migrate",
+        {"migration_tool": "golang-migrate"},
+        ["golang-migrate needs a", "choose one of: alembic"],
+    ),
+    (
+        "golang-migrate-python",
+        {"migration_tool": "golang-migrate", "stack": "python"},
+        ["golang-migrate needs a", "alembic"],
+    ),
+    (
+        "alembic-with-go",
+        {"migration_tool": "alembic", "stack": "go"},
+        ["alembic cannot be used with a go service", "allowed: python"],
+    ),
+    (
+        "alembic-with-typescript",
+        {"migration_tool": "alembic", "stack": "typescript"},
+        ["alembic cannot be used with a typescript service"],
+    ),
+    ("unknown-tool", {"migration_tool": "flyway"}, ["'flyway' is not in"]),
+    ("unknown-registry", {"registry": "quay"}, ["'quay' is not in"]),
+    ("unknown-strategy", {"deploy_strategy": "rolling"}, ["'rolling' is not in"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("answers", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_invalid_answer_is_refused_with_its_message(
+    template_snapshot: Path, tmp_path: Path, answers: dict[str, Any], fragments: list[str]
+) -> None:
+    dst = tmp_path / "out"
+    with pytest.raises(ValueError) as refused:
+        run_copy(
+            str(template_snapshot), str(dst), data=answers, defaults=True, unsafe=True, quiet=True
+        )
+    message = str(refused.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert not dst.exists() or not any(dst.iterdir()), "files were written before the refusal"
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"project_slug": "a" * 40},
+        {"github_owner": "a" * 39},
+        {"description": "x" * 300},
+        {"project_name": "Ünïcode ☃ Service"},
+    ],
+    ids=["slug-40", "owner-39", "description-300", "unicode-name"],
+)
+def test_answers_at_the_limits_are_accepted(render: Any, answers: dict[str, Any]) -> None:
+    assert (render(**answers) / ".copier-answers.yml").is_file()

