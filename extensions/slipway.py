@@ -223,7 +223,9 @@ def derive(context: dict[str, Any], pins: dict[str, Any]) -> dict[str, Any]:
     """Values computed from the answers and the pins, never asked."""
     slug = str(context.get("project_slug") or "service")
     stack = context.get("stack") or default_stack(str(context.get("migration_tool", "alembic")))
-    images = {name: {**entry, "ref": image_ref(entry)} for name, entry in pins.get("images", {}).items()}
+    images = {
+        name: {**entry, "ref": image_ref(entry)} for name, entry in pins.get("images", {}).items()
+    }
     return {
         "pins": pins,
         "stack": stack,

@@ -29,7 +29,8 @@ def _questions() -> dict[str, Any]:
 
 QUESTIONS = _questions()
 
-# No example database: it would leave a .hypothesis folder in the checkout.
+# No saved-failures database: a run behaves the same on a laptop and on a fresh
+# CI machine (Hypothesis still caches in .hypothesis/, which git-ignores itself).
 settings.register_profile("slipway", database=None, deadline=None)
 settings.load_profile("slipway")
 

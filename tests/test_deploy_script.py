@@ -271,6 +271,15 @@ def test_unknown_environment_and_usage_are_refused(blue_green: Path, tmp_path: P
     assert r.rc == 2 and "usage: deploy/rollout.sh deploy" in r.err and r.calls == []
 
 
+@pytest.mark.parametrize(("name", "value"), [("ROLLOUT_TIMEOUT", "10m"), ("ROLLOUT_POLL", "0")])
+def test_bad_timing_settings_are_refused(
+    blue_green: Path, tmp_path: Path, name: str, value: str
+) -> None:
+    settings: dict[str, str] = {name: value}
+    r = run(blue_green, tmp_path, ["deploy", "staging", IMAGE], COMMON, False, **settings)
+    assert r.rc == 2 and name in r.err and r.calls == []
+
+
 def job_rules(*conditions: str) -> list[Rule]:
     return [
         *COMMON,

@@ -6,6 +6,7 @@ tests/conformance/, which then runs the HTTP contract against the same copy).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,9 +36,24 @@ def test_make_ci_passes_on_a_fresh_database(
     )
 
 
-def test_make_ci_needs_a_database(
+def test_integration_gate_fails_without_a_database(
     prepared_service: Callable[[str], Path], service_env: dict[str, str]
 ) -> None:
     # without DATABASE_URL the integration gates must fail loudly, not skip to green
     result = run_make(prepared_service("python"), "test-integration", service_env)
     assert result.returncode != 0, result.stdout[-4000:]
+
+
+def test_make_ci_runs_every_service_gate(prepared_service: Callable[[str], Path]) -> None:
+    # a green `make ci` means something only if ci still depends on every gate
+    # docs/service-contract.md names (make -p prints the rule database)
+    database = subprocess.run(
+        ["make", "-p", "-n", "-q", "ci"],
+        cwd=prepared_service("python"),
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    rule = next((ln for ln in database.splitlines() if ln.startswith("ci:")), "")
+    gates = {"lint", "typecheck", "test", "test-integration", "migrate-check", "migration-lint"}
+    assert gates <= set(rule.split(":", 1)[-1].split()), rule

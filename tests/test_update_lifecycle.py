@@ -16,6 +16,7 @@ suite's Copier instead of `uv tool run`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -55,9 +56,10 @@ class StackCase:
     source_dir: str  # the service code, rendered on copy only
     tests_dir: str
     migrations_dir: str  # holds the initial migration; the team adds the rest
+    team_migration: str  # a file name the stack's migration tool would accept
 
 
-# A new stack joins by adding its entry (and its own migration file name below).
+# A new stack joins by adding its entry.
 STACKS = {
     "python": StackCase(
         answers={},
@@ -65,9 +67,9 @@ STACKS = {
         source_dir="src",
         tests_dir="tests",
         migrations_dir="migrations/versions",
+        team_migration="0002_team_change.py",
     ),
 }
-TEAM_MIGRATION = {"python": "0002_team_change.py"}
 
 # Service-owned paths, as README.md and docs/ownership.md describe them.
 SERVICE_OWNED = ("src/", "tests/", "migrations/versions/", "local.mk")
@@ -156,7 +158,10 @@ def _rename_answer(tree: Path) -> None:
     word = re.compile(rf"\b{NEW_NAME}\b")
     files = [tree / "copier.yml", *(p for p in (tree / "template").rglob("*") if p.is_file())]
     for path in files:
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # binary files cannot name a question
+            continue
         if word.search(text):
             path.write_text(word.sub(OLD_NAME, text), encoding="utf-8")
     # Conditional file names spell the answer too; deepest paths first.
@@ -305,7 +310,7 @@ def make_team_edits(repo: Path, stack: str) -> TeamEdits:
         last.unlink()
         edits.deleted.append(last.relative_to(repo).as_posix())
 
-    migration = f"{case.migrations_dir}/{TEAM_MIGRATION[stack]}"
+    migration = f"{case.migrations_dir}/{case.team_migration}"
     edits.added[migration] = f"{case.comment} the team's second migration\n"
     edits.added["local.mk"] = "team-target:\n\t@echo team\n"
     for rel, content in edits.added.items():
@@ -446,6 +451,26 @@ def test_platform_files_equal_a_fresh_copy(
         assert os.access(after[rel], os.X_OK) == os.access(fresh_path, os.X_OK), rel
 
 
+def test_check_update_reports_what_the_workflow_reads(
+    updated: Callable[[str, str], Updated], update_env: dict[str, str]
+) -> None:
+    """The template-update workflow parses exactly these keys with jq."""
+    run = updated("python", "defaults")
+    done = subprocess.run(
+        [PY, "-m", "copier", "check-update", "--output-format", "json"],
+        cwd=run.repo,
+        env=update_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {
+        "update_available": True,
+        "current_version": "0.2.0",
+        "latest_version": "0.3.0",
+    }
+
+
 # --- answer migrations ----------------------------------------------------------
 
 
@@ -481,6 +506,17 @@ def test_the_migration_does_not_run_again_after_0_2_0(
 # --- switching answers through an update --------------------------------------
 
 
+# Blue-green to canary and GHCR to ECR change files' content; the NGINX router
+# adds a file and the runner migration gate removes a folder, so the switch
+# also has to create and delete.
+SWITCH = {
+    NEW_NAME: "canary",
+    "traffic_router": "nginx",
+    "registry": "ecr",
+    "migration_runner": "runner",
+}
+
+
 def test_switching_strategy_and_registry_leaves_no_stale_files(
     updated: Callable[[str, str], Updated],
     render: RenderFn,
@@ -491,33 +527,61 @@ def test_switching_strategy_and_registry_leaves_no_stale_files(
     repo = writable_copy(run.repo, tmp_path / "service")
     commit_all(repo, update_env, "Take Slipway 0.2.0")
     cluster = read_answers(repo)["cluster"]  # kept: only what is passed changes
+    before = files_of(repo)
 
-    result = template_update(
-        repo,
-        update_env,
-        "--vcs-ref",
-        "0.2.0",
-        f"--data={NEW_NAME}=canary",
-        "--data=registry=ecr",
-    )
+    data = [f"--data={key}={value}" for key, value in SWITCH.items()]
+    result = template_update(repo, update_env, "--vcs-ref", "0.2.0", *data)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    fresh = files_of(render(**{NEW_NAME: "canary", "registry": "ecr", "cluster": cluster}))
-    blue_green = files_of(render())
+    fresh = files_of(render(**SWITCH, cluster=cluster))
     after = files_of(repo)
-    platform_after = {r for r in after if not is_service_owned(r)}
     platform_fresh = {r for r in fresh if not is_service_owned(r)}
-    assert platform_after == platform_fresh
-    assert set(blue_green) != set(fresh) or any(
-        blue_green[r].read_bytes() != fresh[r].read_bytes() for r in fresh
-    ), "the two variants render identically: nothing to switch"
+    assert {r for r in after if not is_service_owned(r)} == platform_fresh
+    assert set(before) - set(after), "the switch should have removed the old variant's files"
+    assert set(after) - set(before), "the switch should have added the new variant's files"
     for rel in platform_fresh - {"README.md", ".copier-answers.yml"}:
         assert after[rel].read_bytes() == fresh[rel].read_bytes(), f"{rel} kept the old variant"
-    assert read_answers(repo)[NEW_NAME] == "canary"
-    assert read_answers(repo)["registry"] == "ecr"
+    assert after["README.md"].read_bytes() == (
+        fresh["README.md"].read_bytes() + run.edits.readme_notes.encode()
+    )
+    answers = read_answers(repo)
+    assert {key: answers[key] for key in SWITCH} == SWITCH
     for rel, content in run.edits.edited.items():
         assert (repo / rel).read_text() == content
     assert conflict_leftovers(repo) == []
+
+
+# --- bad input -------------------------------------------------------------------
+
+
+def test_an_invalid_answer_fails_clearly_and_leaves_the_tree_as_it_was(
+    template_repo: Path, update_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The answer migration has already rewritten the answers file when Copier
+    refuses the value: the target must put everything back."""
+    repo = generate(template_repo, tmp_path / "service", update_env, "0.1.0", {})
+    before = (repo / ".copier-answers.yml").read_text()
+    result = template_update(repo, update_env, "--vcs-ref", "0.2.0", "--data=registry=nope")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Invalid choice for 'registry': 'nope' is not in" in output
+    assert "the tree is back as it was" in output
+    assert git(repo, update_env, "status", "--porcelain") == ""
+    assert (repo / ".copier-answers.yml").read_text() == before
+
+
+def test_a_dirty_tree_is_refused_and_left_alone(
+    updated: Callable[[str, str], Updated], update_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = updated("python", "defaults")
+    repo = writable_copy(run.repo, tmp_path / "service")  # the update is not committed
+    status = git(repo, update_env, "status", "--porcelain")
+    assert status
+    result = template_update(repo, update_env, "--vcs-ref", "0.3.0")
+    assert result.returncode != 0
+    assert "commit or stash your changes first; nothing was changed" in result.stderr
+    assert git(repo, update_env, "status", "--porcelain") == status
+    assert read_answers(repo)["_commit"] == "0.2.0"
 
 
 # --- conflicts ------------------------------------------------------------------
@@ -571,3 +635,89 @@ def test_a_conflicting_edit_fails_the_update_loudly(
     (repo / "README.md").write_text(resolved)
     check = make(repo, update_env, "check-conflicts")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# --- the template-update workflow's own steps, run for real -------------------------
+
+
+def run_workflow_step(
+    render: RenderFn, repo: Path, step: str, tmp_path: Path, **env: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str], Path]:
+    """Run one `run:` step of the rendered workflow the way a runner does."""
+    workflow = yaml.safe_load((render() / WORKFLOW).read_text())
+    [script] = [s["run"] for s in workflow["jobs"]["update"]["steps"] if s.get("name") == step]
+    outputs, summary = tmp_path / "output", tmp_path / "summary"
+    outputs.write_text("")
+    runner_env = {
+        **os.environ,
+        **{k: str(v) for k, v in workflow["env"].items()},
+        "GITHUB_OUTPUT": str(outputs),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "RUNNER_TEMP": str(tmp_path),
+        **env,
+    }
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=repo,
+        env=runner_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    values = dict(line.split("=", 1) for line in outputs.read_text().splitlines() if "=" in line)
+    return done, values, summary
+
+
+def test_workflow_lists_conflicts_for_its_pull_request(
+    conflicted: tuple[Path, subprocess.CompletedProcess[str]], render: RenderFn, tmp_path: Path
+) -> None:
+    repo, _ = conflicted
+    done, outputs, _ = run_workflow_step(
+        render, repo, "Look for conflicts", tmp_path, CURRENT="0.1.0", LATEST="0.2.0"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs["found"] == "true"
+    body = (tmp_path / "pr-body.md").read_text()
+    assert "0.1.0 → 0.2.0" in body
+    assert "## Conflicts to resolve before merging\n\n- `README.md`\n" in body
+
+
+def test_workflow_finds_no_conflicts_after_a_clean_update(
+    updated: Callable[[str, str], Updated], render: RenderFn, tmp_path: Path
+) -> None:
+    run = updated("python", "defaults")
+    done, outputs, _ = run_workflow_step(
+        render, run.repo, "Look for conflicts", tmp_path, CURRENT="0.1.0", LATEST="0.2.0"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs["found"] == "false"
+    assert "Conflicts" not in (tmp_path / "pr-body.md").read_text()
+
+
+def test_workflow_stops_when_an_update_changes_workflows(
+    updated: Callable[[str, str], Updated], render: RenderFn, tmp_path: Path
+) -> None:
+    """0.2.0 changed the template-update workflow: GITHUB_TOKEN could not push it."""
+    run = updated("python", "defaults")
+    step = "Stop if the update changes workflows"
+    done, _, summary = run_workflow_step(render, run.repo, step, tmp_path, LATEST="0.2.0")
+    assert done.returncode == 1
+    assert "GITHUB_TOKEN cannot push" in done.stdout
+    assert f"    M {WORKFLOW}" in summary.read_text()
+    assert "make template-update" in summary.read_text()
+
+
+def test_workflow_goes_on_when_no_workflow_changes(
+    updated: Callable[[str, str], Updated],
+    render: RenderFn,
+    update_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    run = updated("python", "defaults")
+    repo = writable_copy(run.repo, tmp_path / "service")
+    commit_all(repo, update_env, "Take Slipway 0.2.0")
+    (repo / "Makefile").write_text((repo / "Makefile").read_text() + "# an update's change\n")
+    step = "Stop if the update changes workflows"
+    done, _, summary = run_workflow_step(render, repo, step, tmp_path, LATEST="0.3.0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not summary.exists()

@@ -205,6 +205,24 @@ def test_tool_versions_come_from_the_pins(rendered: list[Rendered]) -> None:
     assert problems(rendered, check) == []
 
 
+def test_the_pipeline_files_are_rendered_and_the_macros_are_not(
+    rendered: list[Rendered],
+) -> None:
+    mine = {
+        ".github/workflows/ci.yml",
+        ".github/workflows/deploy.yml",
+        ".github/workflows/rollback.yml",
+        ".github/actions/setup/action.yml",
+        ".github/dependabot.yml",
+        ".github/zizmor.yml",
+        ".yamllint.yml",
+    }
+    for r in rendered:
+        files = {str(p.relative_to(r.root)) for p in r.root.rglob("*") if p.is_file()}
+        assert mine <= files, r.id
+        assert not [f for f in files if "cloud" in f or f.endswith(".jinja")], r.id
+
+
 def test_workflows_are_stack_agnostic() -> None:
     # Stack differences live in the setup action and the Makefile only.
     sources = sorted((ROOT / "template/.github/workflows").glob("*.jinja"))

@@ -1,3 +1,5 @@
+## Managed by Slipway (platform-owned): `copier update` keeps this file current.
+## The template of new migrations (`alembic revision`); Mako drops these lines.
 """${message}
 
 Revision ID: ${up_revision}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -66,20 +65,25 @@ def start_service(
     return _start
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def service(start_service: StartFn) -> Iterator[RunningService]:
-    """A running instance shared by one test module, on its own database."""
+    """An instance shared by the tests that only add items (own database).
+
+    Tests that need exact totals, an outage or a shutdown start their own.
+    """
     with start_service() as running:
         yield running
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the service's logs to a failing test's report."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     if report.failed:
         funcargs = getattr(item, "funcargs", {})
         for value in funcargs.values():
             if isinstance(value, RunningService):
                 report.sections.append(("service logs", value.logs()))
+    return report

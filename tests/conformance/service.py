@@ -44,8 +44,12 @@ def base_env(tools_dir: Path, uv_cache: Path) -> dict[str, str]:
 def tools_dir_with_uv(where: Path) -> Path:
     where.mkdir(parents=True, exist_ok=True)
     link = where / "uv"
-    if not link.exists():
-        uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    # the suite's own uv (from uv.lock) first: the version the suite is tested with
+    own = Path(sys.executable).with_name("uv")
+    uv = str(own) if own.exists() else shutil.which("uv")
+    if uv is None:
+        raise RuntimeError("uv not found: run scripts/bootstrap (it installs the pinned uv)")
+    with contextlib.suppress(FileExistsError):  # another worker made it first
         link.symlink_to(uv)
     return where
 

@@ -9,15 +9,15 @@ installs it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Stack:
-    answers: dict[str, Any] = field(default_factory=dict)  # copier answers that select it
-    command: Callable[[Path, str], list[str]] = lambda root, package: []
+    answers: dict[str, Any]  # copier answers that select the stack
+    command: Callable[[Path, str], list[str]]  # (render dir, package name) -> argv
 
 
 STACKS: dict[str, Stack] = {

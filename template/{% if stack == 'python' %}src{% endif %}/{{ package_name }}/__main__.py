@@ -39,7 +39,10 @@ def main() -> int:
         server_header=False,
         timeout_graceful_shutdown=DRAIN_TIMEOUT_SECONDS,
     )
-    GracefulServer(config, lifecycle, settings.shutdown_grace_seconds).run()
+    try:
+        GracefulServer(config, lifecycle, settings.shutdown_grace_seconds).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its shutdown
+        return 130
     return 0
 
 

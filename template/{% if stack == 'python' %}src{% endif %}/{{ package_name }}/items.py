@@ -6,7 +6,7 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 from sqlalchemy import func, select
 
@@ -27,7 +27,10 @@ def _integer_text(value: object) -> object:
     return value
 
 
-Integer = Annotated[int, BeforeValidator(_integer_text)]
+# Bounds before the validator, so they reach the OpenAPI schema as minimum/maximum.
+Limit = Annotated[int, Field(ge=1, le=100), BeforeValidator(_integer_text)]
+Offset = Annotated[int, Field(ge=0, le=BIGINT_MAX), BeforeValidator(_integer_text)]
+ItemId = Annotated[int, Field(gt=0, le=BIGINT_MAX), BeforeValidator(_integer_text)]
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=JsonBodyRoute)
 
@@ -44,8 +47,8 @@ def create_item(payload: ItemCreate, session: SessionDep, response: Response) ->
 @router.get("")
 def list_items(
     session: SessionDep,
-    limit: Annotated[Integer, Query(ge=1, le=100)] = 20,
-    offset: Annotated[Integer, Query(ge=0, le=BIGINT_MAX)] = 0,
+    limit: Annotated[Limit, Query()] = 20,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> ItemPage:
     # One snapshot for both queries, so `total` matches the page.
     session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -60,9 +63,7 @@ def list_items(
 
 
 @router.get("/{id}")
-def get_item(
-    item_id: Annotated[Integer, Path(alias="id", gt=0, le=BIGINT_MAX)], session: SessionDep
-) -> ItemOut:
+def get_item(item_id: Annotated[ItemId, Path(alias="id")], session: SessionDep) -> ItemOut:
     item = session.get(Item, item_id)
     if item is None:
         raise ApiError(404, "not_found", f"item {item_id} does not exist")

@@ -22,7 +22,8 @@ class GracefulServer(uvicorn.Server):
     `grace_seconds` (the load balancer stops routing here), then uvicorn stops
     accepting connections and waits for in-flight requests.
 
-    A second signal (e.g. Ctrl-C twice) falls back to uvicorn's own handling.
+    Ctrl-C (SIGINT, a developer's terminal: no load balancer to drain) and a
+    second signal stop at once, through uvicorn's own handling.
     """
 
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, grace_seconds: float) -> None:
@@ -31,7 +32,8 @@ class GracefulServer(uvicorn.Server):
         self.grace_seconds = grace_seconds
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.lifecycle.shutting_down:
+        if sig == signal.SIGINT or self.lifecycle.shutting_down:
+            self.lifecycle.shutting_down = True
             super().handle_exit(sig, frame)
             return
         self.lifecycle.shutting_down = True

@@ -71,24 +71,35 @@ class TelemetryMiddleware:
             return
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before responding
+        observed = False
 
-        async def send_and_record_status(message: Message) -> None:
+        def observe() -> None:
+            nonlocal observed
+            if not observed:
+                observed = True
+                seconds = time.perf_counter() - started
+                self.metrics.observe(scope["method"], route_template(scope), status, seconds)
+
+        async def send_and_observe(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Count before the last byte leaves: a client that has its
+                # response finds it in /metrics (no race for scrapers or tests).
+                observe()
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_record_status)
+            await self.app(scope, receive, send_and_observe)
         finally:
-            seconds = time.perf_counter() - started
-            self.metrics.observe(scope["method"], route_template(scope), status, seconds)
+            observe()  # if the app failed before its last body message
             access_log.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
             )

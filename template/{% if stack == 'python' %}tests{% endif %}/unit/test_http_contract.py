@@ -161,3 +161,16 @@ def test_known_paths_with_the_wrong_method_are_405(
     response = offline_client.request(method, path, json={})
     assert_error(response, 405, "method_not_allowed")
     assert set(response.headers["allow"].replace(" ", "").split(",")) == allowed
+
+
+def test_openapi_documents_the_parameter_bounds(offline_client: TestClient) -> None:
+    paths = offline_client.get("/openapi.json").json()["paths"]
+    (item_id,) = paths["/items/{id}"]["get"]["parameters"]
+    assert item_id["schema"] == {
+        "type": "integer",
+        "exclusiveMinimum": 0,
+        "maximum": 2**63 - 1,
+        "title": "Id",
+    }
+    limit = paths["/items"]["get"]["parameters"][0]["schema"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 100, 20)
