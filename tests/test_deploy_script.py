@@ -30,6 +30,9 @@ ABORTED = (
     "RolloutAborted: Rollout aborted update to revision 2: "
     'Metric "ready" assessed Failed due to failed (1) > failureLimit (0)'
 )
+# What the controller sets when a rollout's first ReplicaSet never becomes
+# available (utils/conditions: TimedOutReason, ReplicaSetTimeOutMessage).
+TIMED_OUT = f'ProgressDeadlineExceeded: ReplicaSet "{APP}-6d4f9c7b8" has timed out progressing.'
 
 
 def healthy() -> Reply:
@@ -41,10 +44,10 @@ def still(status: str) -> Reply:
     return Reply(out=f"{status}\n", err=TIMEOUT_ERR, rc=1)
 
 
-def degraded() -> Reply:
+def degraded(message: str = ABORTED) -> Reply:
     return Reply(
-        out=f"Degraded - {ABORTED}\n",
-        err=f"Error: The rollout is in a degraded state with message: {ABORTED}\n",
+        out=f"Degraded - {message}\n",
+        err=f"Error: The rollout is in a degraded state with message: {message}\n",
         rc=1,
     )
 
@@ -59,6 +62,8 @@ COMMON = [
     Rule(["argo", "rollouts", "abort"], [Reply(out=f"rollout '{APP}' aborted\n")]),
     Rule(["argo", "rollouts", "undo"], [Reply(out=f"rollout '{APP}' undo\n")]),
     Rule(["get", "analysisruns"], [Reply(out=ANALYSIS_OUT)]),
+    # Never aborted: the field is absent, and kubectl's jsonpath prints nothing.
+    Rule(["jsonpath={.status.abort}"], [Reply(out="")]),
 ]
 
 
@@ -138,7 +143,7 @@ def test_deploy_applies_the_digest_and_succeeds_when_healthy(
 ) -> None:
     r = run(blue_green, tmp_path, ["deploy", "staging", IMAGE], [*COMMON, status(healthy())])
     assert r.rc == 0, r.err
-    assert r.verbs == ["kustomize", "apply", "argo status"]
+    assert r.verbs == ["kustomize", "apply", "get rollout", "argo status"]
     assert r.argv("apply") == [["apply", "-f", "-"]]
     (watch,) = r.argv("argo status")
     assert watch == ["argo", "rollouts", "status", APP, "-n", f"{APP}-staging", "--timeout", "5s"]
@@ -163,6 +168,7 @@ def test_deploy_promotes_a_blue_green_rollout_paused_for_promotion(
     assert r.verbs == [
         "kustomize",
         "apply",
+        "get rollout",
         "argo status",
         "argo status",
         "argo promote",
@@ -202,7 +208,7 @@ def test_canary_gate_is_promoted_but_timed_pauses_are_not(canary: Path, tmp_path
     r = run(canary, tmp_path, ["deploy", "production", IMAGE], [*COMMON, *step_rules, watch])
     assert r.rc == 0, r.err
     assert r.verbs == [
-        "kustomize", "apply",
+        "kustomize", "apply", "get rollout",
         "argo status", "get rollout", "get rollout",  # timed pause: wait
         "argo status", "get rollout", "get rollout", "argo promote",  # gate: promote
         "argo status",
@@ -214,7 +220,7 @@ def test_failed_analysis_aborts_reports_and_undoes(blue_green: Path, tmp_path: P
     r = run(blue_green, tmp_path, ["deploy", "staging", IMAGE], [*COMMON, watch])
     assert r.rc == 1
     assert r.verbs == [
-        "kustomize", "apply", "argo status", "argo promote", "argo status",
+        "kustomize", "apply", "get rollout", "argo status", "argo promote", "argo status",
         "argo abort", "get analysisruns", "argo undo",
     ]  # fmt: skip
     assert ABORTED in r.out and ANALYSIS_OUT.splitlines()[0] in r.out
@@ -233,6 +239,7 @@ def test_timeout_aborts_and_undoes(blue_green: Path, tmp_path: Path) -> None:
     assert r.verbs == [
         "kustomize",
         "apply",
+        "get rollout",
         *["argo status"] * 3,
         "argo abort",
         "get analysisruns",
@@ -240,6 +247,51 @@ def test_timeout_aborts_and_undoes(blue_green: Path, tmp_path: Path) -> None:
     ]
     assert all(argv[-2:] == ["--timeout", "1s"] for argv in r.argv("argo status"))
     assert "not healthy after 3s" in r.out
+
+
+def test_a_rollout_left_aborted_is_retried_before_the_watch(
+    blue_green: Path, tmp_path: Path
+) -> None:
+    """A failed rollback to a digest leaves the rollout aborted; applying the
+    same version again changes nothing, so only `retry` restarts it (else the
+    watch reads the old Degraded status and the deploy can never succeed)."""
+    ns = f"{APP}-staging"
+    rules = [
+        Rule(["jsonpath={.status.abort}"], [Reply(out="true")]),
+        # The controller clears abortedAt once it has taken the retry up.
+        Rule(["jsonpath={.status.abortedAt}"], [Reply(out="2026-11-26T10:00:00Z"), Reply()]),
+        Rule(["argo", "rollouts", "retry"], [Reply(out=f"rollout '{APP}' retried\n")]),
+        *COMMON,
+        status(healthy()),
+    ]
+    for name, args, before in (
+        ("deploy", ["deploy", "staging", IMAGE], ["kustomize", "apply"]),
+        ("rollback", ["rollback", "staging", "2"], ["argo undo"]),
+    ):
+        r = run(blue_green, tmp_path / name, args, rules)
+        assert r.rc == 0, r.err
+        assert r.verbs == [
+            *before, "get rollout", "argo retry", "get rollout", "get rollout", "argo status",
+        ]  # fmt: skip
+        assert r.argv("argo retry") == [["argo", "rollouts", "retry", "rollout", APP, "-n", ns]]
+        assert "retrying it" in r.out
+
+
+def test_a_failed_first_deploy_says_nothing_was_undone(blue_green: Path, tmp_path: Path) -> None:
+    """The first deploy has one revision only: the plugin's undo fails (v1.9.1
+    cmd/undo: "no revision found"), and the script says what that means."""
+    undo_error = f'Error: no revision found for rollout "{APP}"\n'
+    rules = [
+        Rule(["argo", "rollouts", "undo"], [Reply(err=undo_error, rc=1)]),
+        *COMMON,
+        status(degraded(TIMED_OUT)),
+    ]
+    r = run(blue_green, tmp_path, ["deploy", "production", IMAGE], rules)
+    assert r.rc == 1
+    assert r.verbs[-3:] == ["argo abort", "get analysisruns", "argo undo"]
+    assert TIMED_OUT in r.out and undo_error in r.err
+    assert "nothing was undone" in r.err and "first deploy" in r.err
+    assert "rollout failed" in r.err
 
 
 @pytest.mark.parametrize(
@@ -334,7 +386,7 @@ def test_rollback_variants(blue_green: Path, tmp_path: Path) -> None:
     r = run(
         blue_green, tmp_path / "previous", ["rollback", "production"], [*COMMON, status(healthy())]
     )
-    assert r.rc == 0 and r.verbs == ["argo undo", "argo status"]
+    assert r.rc == 0 and r.verbs == ["argo undo", "get rollout", "argo status"]
     assert r.argv("argo undo") == [["argo", "rollouts", "undo", APP, "-n", f"{APP}-production"]]
 
     r = run(
@@ -351,14 +403,16 @@ def test_rollback_variants(blue_green: Path, tmp_path: Path) -> None:
         ["rollback", "staging", IMAGE],
         [*COMMON, status(healthy())],
     )
-    assert r.rc == 0 and r.verbs == ["kustomize", "apply", "argo status"]
+    assert r.rc == 0 and r.verbs == ["kustomize", "apply", "get rollout", "argo status"]
 
     # A rollback that fails is aborted but never undone (that would return to
     # the version being rolled back from).
     r = run(
         blue_green, tmp_path / "failing", ["rollback", "staging"], [*COMMON, status(degraded())]
     )
-    assert r.rc == 1 and r.verbs == ["argo undo", "argo status", "argo abort", "get analysisruns"]
+    assert r.rc == 1 and r.verbs == [
+        "argo undo", "get rollout", "argo status", "argo abort", "get analysisruns",
+    ]  # fmt: skip
 
     r = run(blue_green, tmp_path / "bad", ["rollback", "staging", "latest"], COMMON)
     assert r.rc == 2 and "neither a revision number" in r.err and r.calls == []
@@ -369,7 +423,7 @@ def test_make_targets_call_the_script(blue_green: Path, tmp_path: Path) -> None:
         blue_green, tmp_path / "deploy", ["deploy", "ENV=staging", f"IMAGE={IMAGE}"],
         [*COMMON, status(healthy())], make=True,
     )  # fmt: skip
-    assert r.rc == 0 and r.verbs == ["kustomize", "apply", "argo status"]
+    assert r.rc == 0 and r.verbs == ["kustomize", "apply", "get rollout", "argo status"]
     r = run(
         blue_green,
         tmp_path / "rollback",

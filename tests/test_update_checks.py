@@ -19,6 +19,7 @@ from tests.conftest import RenderFn
 from tests.test_update_lifecycle import (
     COMBOS,
     SERVICE_OWNED,
+    SERVICE_OWNED_IF_MISSING,
     commit_all,
     files_of,
     git,
@@ -156,7 +157,12 @@ def _update_exclusions() -> set[str]:
 
 
 def test_service_owned_paths_match_copier_exclusions() -> None:
-    assert {p.lstrip("/") for p in _update_exclusions()} == set(SERVICE_OWNED)
+    excluded = {p.lstrip("/") for p in _update_exclusions()}
+    skipped = {
+        p.lstrip("/") for p in yaml.safe_load((ROOT / "copier.yml").read_text())["_skip_if_exists"]
+    }
+    assert excluded == set(SERVICE_OWNED) - set(SERVICE_OWNED_IF_MISSING)
+    assert skipped == set(SERVICE_OWNED_IF_MISSING)
 
 
 def test_ownership_is_documented_for_every_service_path(render: RenderFn) -> None:

@@ -5,7 +5,8 @@ One temporary template repository per session, built from the working tree:
 - 0.1.0: an older release. The question `deploy_strategy` is still called
   `rollout_strategy`; README and Makefile carry lines 0.2.0 removed; a retired
   platform file exists; `.pre-commit-config.yaml` does not exist yet; every
-  service-owned file has an extra line 0.2.0 dropped.
+  service-owned file has an extra line 0.2.0 dropped; the overlays have no
+  custom components yet (0.2.0 adds them).
 - 0.2.0: the working tree as is, plus the answer migration for the rename.
 - 0.3.0: one more platform change, to check the migration does not run again.
 
@@ -33,6 +34,7 @@ from copier import run_copy
 from jinja2 import Environment, TemplateError
 
 from tests.conftest import RenderFn
+from tests.support.deploy import ENVS, build, load_docs
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
 
@@ -71,8 +73,11 @@ STACKS = {
     ),
 }
 
+# Service-owned paths that platform files include: an update creates them when
+# missing, and otherwise never changes them (copier.yml `_skip_if_exists`).
+SERVICE_OWNED_IF_MISSING = tuple(f"deploy/overlays/{env}/custom/" for env in ENVS)
 # Service-owned paths, as README.md and docs/ownership.md describe them.
-SERVICE_OWNED = ("src/", "tests/", "migrations/versions/", "local.mk")
+SERVICE_OWNED = ("src/", "tests/", "migrations/versions/", "local.mk", *SERVICE_OWNED_IF_MISSING)
 
 COMBOS = {
     "defaults": {},
@@ -185,6 +190,15 @@ def _make_older_release(tree: Path) -> None:
         platform_file.write_text(platform_file.read_text() + OLD_TRAILER)
 
     (template / RETIRED).write_text("A platform file that release 0.2.0 deleted.\n")
+
+    # Repos generated before the custom components existed: no component, and
+    # overlays that do not include one.
+    for component in SERVICE_OWNED_IF_MISSING:
+        shutil.rmtree(template / component)
+        overlay = template / Path(component).parent / "kustomization.yaml.jinja"
+        text = overlay.read_text()
+        assert "  - custom\n" in text, f"{overlay} no longer lists its custom component"
+        overlay.write_text(text.replace("  - custom\n", ""))
 
     pre_commit = template / ".pre-commit-config.yaml"
     assert pre_commit.is_file(), "the template lost .pre-commit-config.yaml"
@@ -414,6 +428,23 @@ def test_service_owned_files_are_never_touched(
 
 
 @pytest.mark.parametrize(("stack", "combo"), CASES)
+def test_the_update_creates_the_custom_components_older_repos_lack(
+    updated: Callable[[str, str], Updated], render: RenderFn, stack: str, combo: str
+) -> None:
+    """0.2.0's overlays include components a 0.1.0 repo does not have: the
+    update must create them, or the overlays would no longer build."""
+    run = updated(stack, combo)
+    fresh = render(**run.answers)
+    for component in SERVICE_OWNED_IF_MISSING:
+        rel = f"{component}kustomization.yaml"
+        assert rel not in run.before
+        assert (run.repo / rel).read_bytes() == (fresh / rel).read_bytes()
+    for env in ENVS:
+        kinds = {d["kind"] for d in load_docs(build(run.repo, env))}
+        assert {"Rollout", "HorizontalPodAutoscaler"} <= kinds
+
+
+@pytest.mark.parametrize(("stack", "combo"), CASES)
 def test_no_conflicts_are_left(
     updated: Callable[[str, str], Updated], update_env: dict[str, str], stack: str, combo: str
 ) -> None:
@@ -506,6 +537,17 @@ def test_the_migration_does_not_run_again_after_0_2_0(
 # --- switching answers through an update --------------------------------------
 
 
+TEAM_COMPONENT = """\
+apiVersion: kustomize.config.k8s.io/v1alpha1
+kind: Component
+patches:
+  - target: {kind: Rollout, name: demo-service}
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/env/-
+        value: {name: LOG_LEVEL, value: debug}
+"""
+
 # Blue-green to canary and GHCR to ECR change files' content; the NGINX router
 # adds a file and the runner migration gate removes a folder, so the switch
 # also has to create and delete.
@@ -526,6 +568,11 @@ def test_switching_strategy_and_registry_leaves_no_stale_files(
     run = updated("python", "defaults")
     repo = writable_copy(run.repo, tmp_path / "service")
     commit_all(repo, update_env, "Take Slipway 0.2.0")
+    # The team customises staging and deletes production's component.
+    staging, production = (repo / f"{c}kustomization.yaml" for c in SERVICE_OWNED_IF_MISSING)
+    staging.write_text(TEAM_COMPONENT)
+    production.unlink()
+    commit_all(repo, update_env, "Customise the deploy")
     cluster = read_answers(repo)["cluster"]  # kept: only what is passed changes
     before = files_of(repo)
 
@@ -549,6 +596,20 @@ def test_switching_strategy_and_registry_leaves_no_stale_files(
     for rel, content in run.edits.edited.items():
         assert (repo / rel).read_text() == content
     assert conflict_leftovers(repo) == []
+
+    # The team's component is kept as is (not the canary/NGINX variant a fresh
+    # copy gets); the deleted one is re-created, as the overlay includes it.
+    assert staging.read_text() == TEAM_COMPONENT
+    production_rel = production.relative_to(repo).as_posix()
+    assert after[production_rel].read_bytes() == fresh[production_rel].read_bytes()
+    staged = load_docs(build(repo, "staging"))
+    (rollout,) = [d for d in staged if d["kind"] == "Rollout"]
+    assert {"name": "LOG_LEVEL", "value": "debug"} in rollout["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    assert "canary" in rollout["spec"]["strategy"]
+    assert "kind: Ingress" in production.read_text()  # rendered for the new answers
+    assert [d for d in load_docs(build(repo, "production")) if d["kind"] == "Ingress"]
 
 
 # --- bad input -------------------------------------------------------------------

@@ -27,6 +27,10 @@ from tests.support.combos import (
 pytestmark = pytest.mark.xdist_group("workflows")
 
 DOCS_ONLY = ["**.md", "docs/**", "LICENSE"]
+MAIN_DEPLOY_IDENTITY = (
+    '--cert-identity "${GITHUB_SERVER_URL}/${GITHUB_REPOSITORY}'
+    '/.github/workflows/deploy.yml@refs/heads/main"'
+)
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -114,26 +118,29 @@ def test_pipeline_order_build_migrate_deploy_staging_then_production(
     assert problems(rendered, check) == []
 
 
+def queued(group: str) -> dict[str, object]:
+    # Without `queue: max` GitHub keeps one pending run per group and cancels
+    # it when another arrives: a newer deploy would silently drop a waiting
+    # rollback (docs: "Control the concurrency of workflows and jobs").
+    return {"group": group, "cancel-in-progress": False, "queue": "max"}
+
+
 def test_environments_queue_and_production_is_a_github_environment(
     rendered: list[Rendered],
 ) -> None:
     def check(r: Rendered) -> Iterator[str]:
         jobs = r.workflow("deploy")["jobs"]
+        if jobs["build"].get("concurrency") != queued("build-image"):
+            yield f"build concurrency is {jobs['build'].get('concurrency')}"
         for env in ("staging", "production"):
             for kind in ("migrate", "deploy"):
                 job = jobs[f"{kind}-{env}"]
                 if job.get("environment") != env:
                     yield f"{kind}-{env} runs outside the {env} environment"
-                if job.get("concurrency") != {
-                    "group": f"{kind}-{env}",
-                    "cancel-in-progress": False,
-                }:
+                if job.get("concurrency") != queued(f"{kind}-{env}"):
                     yield f"{kind}-{env} concurrency is {job.get('concurrency')}"
         rollback = next(iter(r.workflow("rollback")["jobs"].values()))
-        if rollback.get("concurrency") != {
-            "group": "deploy-${{ inputs.environment }}",
-            "cancel-in-progress": False,
-        }:
+        if rollback.get("concurrency") != queued("deploy-${{ inputs.environment }}"):
             yield "rollback does not queue with the environment's deploys"
         if "concurrency" in r.workflow("deploy"):
             yield "a workflow-wide group would hold staging behind a production approval"
@@ -151,11 +158,17 @@ def test_the_digest_is_verified_before_it_runs_anywhere(rendered: list[Rendered]
                     order.append("verify")
                     if step["env"]["IMAGE"] != "${{ needs.build.outputs.image }}":
                         yield f"{name} verifies {step['env']['IMAGE']}"
-                    if "--signer-workflow" not in run:
-                        yield f"{name} accepts an attestation from any workflow"
+                    # --signer-workflow is a prefix match (any branch's run of
+                    # deploy.yml passes); the exact identity pins the ref.
+                    if MAIN_DEPLOY_IDENTITY not in run or "--signer-workflow" in run:
+                        yield f"{name} accepts an attestation not signed by deploy.yml on main"
                 order += [t for t, _ in make_calls(run) if t in ("deploy", "migrate-job")]
             if {"deploy", "migrate-job"} & set(order) and order[:1] != ["verify"]:
                 yield f"{name} runs the image before verifying it: {order}"
+        (rollback,) = r.workflow("rollback")["jobs"].values()
+        verifies = [s for s in runs(rollback) if "gh attestation verify" in s]
+        if len(verifies) != 1 or MAIN_DEPLOY_IDENTITY not in verifies[0]:
+            yield "rollback does not verify a target digest as signed by deploy.yml on main"
         build = r.workflow("deploy")["jobs"]["build"]
         attests = [s for s in steps(build) if str(s.get("uses", "")).startswith("actions/attest@")]
         kinds = sorted("sbom-path" in s["with"] for s in attests)
@@ -215,6 +228,7 @@ def test_the_pipeline_files_are_rendered_and_the_macros_are_not(
         ".github/actions/setup/action.yml",
         ".github/dependabot.yml",
         ".github/zizmor.yml",
+        ".github/actionlint.yaml",
         ".yamllint.yml",
     }
     for r in rendered:
@@ -294,6 +308,15 @@ def test_readme_lists_every_variable_and_secret_the_workflows_use(
                 yield f"{long_lived[answer]} is not flagged as a long-lived credential"
         clouds = {"ecr": "AWS", "eks": "AWS", "gar": "Google Cloud", "gke": "Google Cloud"}
         clouds |= {"acr": "Azure", "aks": "Azure"}
+        # amazon-ecr-login without `registries` logs in to the caller's own
+        # account in the job's region: the environment's, with EKS.
+        if (r.answer("registry"), r.answer("cluster")) == ("ecr", "eks") and (
+            "same account and region as the cluster" not in " ".join(section.split())
+        ):
+            yield "the README does not say where the deploy jobs look for the ECR registry"
+        # Off by default; template-update.yml cannot open its pull request without it.
+        if "Allow GitHub Actions to create and approve pull requests" not in section:
+            yield "the README does not ask for the setting template-update.yml needs"
         for answer in (r.answer("registry"), r.answer("cluster")):
             if answer in clouds and f"**{clouds[answer]}**" not in section:
                 yield f"no OIDC trust setup for {clouds[answer]}"
@@ -346,3 +369,61 @@ def test_make_call_parser_sees_every_invocation() -> None:
     ]
     assert [t for t, _ in make_calls("make lint\nmake -s typecheck")] == ["lint"]
     assert load_yaml(ROOT / "extensions/pins.yml")["tools"]
+
+
+def test_ci_runs_on_main_each_keep_their_result(rendered: list[Rendered]) -> None:
+    # Pushes to main must not share a group: GitHub cancels a pending run in a
+    # group when a newer one arrives, so a commit merged between two others
+    # would end with a cancelled CI run instead of a result.
+    for r in rendered:
+        group = str(r.workflow("ci")["concurrency"]["group"])
+        fallback = re.search(r"github\.event\.pull_request\.number\s*\|\|\s*([\w.]+)", group)
+        assert fallback and fallback[1] == "github.sha", f"{r.id}: ci concurrency group {group}"
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("to", "accepted"),
+    [
+        ("", True),
+        ("3", True),
+        ("12", True),
+        (f"ghcr.io/acme/svc@{DIGEST}", True),
+        (f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/svc@{DIGEST}", True),
+        (f"registry.local:5000/team/svc@{DIGEST}", True),
+        ("0", False),  # revisions start at 1; rollout.sh refuses 0 too
+        ("007", False),
+        ("-1", False),
+        ("3 ", False),
+        ("3\n4", False),
+        ("ghcr.io/acme/svc:latest", False),
+        ("ghcr.io/acme/svc@sha256:abc", False),
+        (f"ghcr.io/acme/svc@{DIGEST.upper()}", False),
+        ("$(touch pwned)", False),
+        (f"x@{DIGEST}; touch pwned", False),
+        (f"x@{DIGEST}\n", False),
+    ],
+)
+def test_rollback_refuses_a_bad_target_before_signing_in(
+    rendered: list[Rendered], tmp_path: Path, to: str, accepted: bool
+) -> None:
+    # The check step runs for real (bash, as on the runner) with the input in
+    # its environment; it accepts exactly what deploy/rollout.sh accepts.
+    (job,) = rendered[0].workflow("rollback")["jobs"].values()
+    check = steps(job)[0]
+    assert check["env"] == {"TO": "${{ inputs.to }}"}, "the check is no longer the first step"
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", check["run"]],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "TO": to},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode == 0) == accepted, result.stdout + result.stderr
+    assert not (tmp_path / "pwned").exists()
+    if not accepted:
+        assert "::error::'to' must be empty, a revision number" in result.stdout

@@ -3,7 +3,9 @@
 The session shares one PostgreSQL, so "the database is down" is simulated
 for one service only: its DATABASE_URL points here, and `cut()` closes the
 listener and drops every open connection (new connects are refused, exactly
-what a service sees when its database host goes away).
+what a service sees when its database host goes away). `freeze()` is the
+other kind of outage: connections stay open but nothing comes back (a hung
+server, or a network path that drops packets).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class CuttableProxy:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     # --- control -------------------------------------------------------------
 
@@ -50,8 +54,16 @@ class CuttableProxy:
     def restore(self) -> None:
         self.start()
 
+    def freeze(self) -> None:
+        """Keep every connection open but stop relaying bytes (new ones too)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
         self.cut()
+        self.thaw()  # releases relay threads held by a freeze; their sockets are closed
 
     # --- plumbing ------------------------------------------------------------
 
@@ -79,6 +91,7 @@ class CuttableProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import subprocess
 import time
 from urllib.parse import urlsplit
 
@@ -60,3 +61,29 @@ def test_sigterm_drains_in_flight_requests_then_exits_zero(start_service: StartF
         conn.close()
 
         assert service.process.wait(timeout=DEADLINE) == 0, service.logs()
+
+
+def test_a_hung_database_fails_readiness_and_does_not_block_exit(start_service: StartFn) -> None:
+    with start_service({"SHUTDOWN_GRACE_SECONDS": str(GRACE)}) as service:
+        with service.client(timeout=DEADLINE) as client:
+            created = client.post("/items", json={"name": "before the hang"})
+            assert created.status_code == 201, created.text  # the pool holds a connection
+
+            # connections stay open but the database never answers again
+            service.proxy.freeze()
+            # "ready only if SELECT 1 answers within 2 s": a hang is not ready
+            resp = client.get("/readyz")
+            assert resp.status_code == 503, resp.text
+            assert resp.json().get("status") == "unavailable", resp.text
+
+        # whatever still waits on the database must not keep the process alive
+        # past the grace period and the drain
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            code = service.process.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"still running {DEADLINE:g} s after SIGTERM while the database hangs\n"
+                + service.logs()
+            ) from None
+        assert code == 0, service.logs()

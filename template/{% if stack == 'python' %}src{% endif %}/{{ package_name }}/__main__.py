@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+from typing import NoReturn
 
 import uvicorn
 from pydantic import ValidationError
@@ -15,6 +18,8 @@ from .server import DRAIN_TIMEOUT_SECONDS, GracefulServer
 from .settings import Settings, describe_errors
 
 EX_CONFIG = 78  # sysexits.h: configuration error
+# How long exit waits for worker threads that are finishing on their own.
+THREAD_EXIT_WAIT_SECONDS = 1.0
 
 log = logging.getLogger(__package__ or __name__)
 
@@ -46,5 +51,25 @@ def main() -> int:
     return 0
 
 
+def exit_now(code: int) -> NoReturn:
+    """Exit without waiting for worker threads still blocked on the database.
+
+    The drain is over by now. A query on a hung connection (a frozen server, a
+    network path that drops packets) has no client-side timeout, and a normal
+    exit would wait for its thread until Kubernetes kills the pod.
+    """
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    for thread in others:
+        if not thread.daemon:
+            thread.join(THREAD_EXIT_WAIT_SECONDS / len(others))
+    stuck = [t.name for t in others if t.is_alive() and not t.daemon]
+    if stuck:
+        log.warning("exiting with worker threads still blocked", extra={"threads": stuck})
+    logging.shutdown()  # flushes the log handlers; os._exit would not
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -13,6 +13,7 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 # libpq spellings people paste, plus SQLAlchemy's explicit psycopg 3 form.
 _ACCEPTED_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
+_ENCODE_HINT = "percent-encode special characters in the password, e.g. '@' as %40"
 
 
 def sqlalchemy_url(database_url: str) -> URL:
@@ -22,8 +23,16 @@ def sqlalchemy_url(database_url: str) -> URL:
     """
     try:
         url = make_url(database_url)
-    except ArgumentError:
-        raise ValueError("must look like postgresql://user:password@host:5432/dbname") from None
+    except (ArgumentError, ValueError):
+        # Never the parser's own message: it quotes the text it failed on (a
+        # "port" that is really the end of a password with an "@" in it).
+        raise ValueError(
+            f"must look like postgresql://user:password@host:5432/dbname ({_ENCODE_HINT})"
+        ) from None
+    if "@" in (url.host or ""):
+        # A host cannot contain "@": the password has one, and the part after
+        # it would be logged as the host name by every failed connection.
+        raise ValueError(f"has more than one '@' before the host; {_ENCODE_HINT}")
     if url.drivername not in _ACCEPTED_SCHEMES:
         raise ValueError(f"must start with postgresql://, not {url.drivername}://")
     if not url.database:
