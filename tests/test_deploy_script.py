@@ -10,6 +10,7 @@ applies is the real build.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -179,8 +180,7 @@ def test_deploy_promotes_a_blue_green_rollout_paused_for_promotion(
     ]
 
 
-def test_canary_gate_is_promoted_but_timed_pauses_are_not(canary: Path, tmp_path: Path) -> None:
-    """Step lookups are answered from the production overlay's real steps."""
+def production_canary_steps(canary: Path) -> list[dict[str, Any]]:
     text = subprocess.run(
         [str(canary / "deploy" / "rollout.sh"), "manifests", "production", IMAGE],
         capture_output=True,
@@ -189,29 +189,78 @@ def test_canary_gate_is_promoted_but_timed_pauses_are_not(canary: Path, tmp_path
         check=True,
     ).stdout
     rollout = next(d for d in load_docs(text) if d["kind"] == "Rollout")
-    steps = rollout["spec"]["strategy"]["canary"]["steps"]
+    return list(rollout["spec"]["strategy"]["canary"]["steps"])
+
+
+def step_lookups(steps: list[dict[str, Any]], *indexes: int) -> list[Rule]:
+    """`kubectl get rollout -o jsonpath=...` answered from the real steps, as
+    kubectl prints them: a map as compact JSON, a missing field as nothing.
+    Both `.pause` and `.pause.duration` are answered, so a check that looks at
+    the duration alone (empty for a gate and for a step that is no pause)
+    runs, and fails the tests, instead of stopping at an unknown call."""
+    rules = [Rule(["jsonpath={.status.currentStepIndex}"], [Reply(out=str(i)) for i in indexes])]
+    for i, s in enumerate(steps):
+        pause = s.get("pause")
+        printed = "" if pause is None else json.dumps(pause, separators=(",", ":"))
+        duration = str((pause or {}).get("duration", ""))
+        path = f"{{.spec.strategy.canary.steps[{i}].pause"
+        rules.append(Rule([f"jsonpath={path}}}"], [Reply(out=printed)]))
+        rules.append(Rule([f"jsonpath={path}.duration}}"], [Reply(out=duration)]))
+    return rules
+
+
+def test_canary_gate_is_promoted_but_timed_pauses_are_not(canary: Path, tmp_path: Path) -> None:
+    """Step lookups are answered from the production overlay's real steps."""
+    steps = production_canary_steps(canary)
     timed = next(i for i, s in enumerate(steps) if s.get("pause", {}).get("duration"))
     gate = next(i for i, s in enumerate(steps) if s.get("pause") == {})
-    step_rules = [
-        Rule(
-            ["jsonpath={.status.currentStepIndex}"], [Reply(out=str(timed)), Reply(out=str(gate))]
-        ),
-        *(
-            Rule(
-                [f"jsonpath={{.spec.strategy.canary.steps[{i}].pause.duration}}"],
-                [Reply(out=str(s.get("pause", {}).get("duration", "")))],
-            )
-            for i, s in enumerate(steps)
-        ),
-    ]
     watch = status(still("Paused - CanaryPauseStep"), still("Paused - CanaryPauseStep"), healthy())
-    r = run(canary, tmp_path, ["deploy", "production", IMAGE], [*COMMON, *step_rules, watch])
+    rules = [*COMMON, *step_lookups(steps, timed, gate), watch]
+    r = run(canary, tmp_path, ["deploy", "production", IMAGE], rules)
     assert r.rc == 0, r.err
     assert r.verbs == [
         "kustomize", "apply", "get rollout",
         "argo status", "get rollout", "get rollout",  # timed pause: wait
         "argo status", "get rollout", "get rollout", "argo promote",  # gate: promote
         "argo status",
+    ]  # fmt: skip
+
+
+def test_a_timed_pause_that_just_ended_is_not_promoted(canary: Path, tmp_path: Path) -> None:
+    """The watch ended on a timed pause, which then ended by itself: the
+    current step is the next one, and promoting a rollout that is not paused
+    skips its current step (v1.9.1 cmd/promote: currentStepIndex + 1)."""
+    steps = production_canary_steps(canary)
+    after = next(
+        i + 1
+        for i, s in enumerate(steps[:-1])
+        if s.get("pause", {}).get("duration") and "pause" not in steps[i + 1]
+    )
+    watch = status(still("Paused - CanaryPauseStep"), healthy())
+    rules = [*COMMON, *step_lookups(steps, after), watch]
+    r = run(canary, tmp_path, ["deploy", "production", IMAGE], rules)
+    assert r.rc == 0, r.err
+    assert "argo promote" not in r.verbs
+    assert r.verbs == [
+        "kustomize", "apply", "get rollout", "argo status", "get rollout", "get rollout",
+        "argo status",
+    ]  # fmt: skip
+
+
+def test_client_log_lines_do_not_hide_the_gate(blue_green: Path, tmp_path: Path) -> None:
+    """The plugin's client-go logs go to stderr (klog at INFO, v1.9.1 main.go),
+    after the status line and before the final error: still a gate."""
+    klog = (
+        "W1126 10:00:00.000000       1 reflector.go:470] watch of *v1.Pod ended with: "
+        'an error on the server ("unable to decode an event from the watch stream")\n'
+    )
+    paused = Reply(out="Paused - BlueGreenPause\n", err=klog + TIMEOUT_ERR, rc=1)
+    r = run(
+        blue_green, tmp_path, ["deploy", "production", IMAGE], [*COMMON, status(paused, healthy())]
+    )
+    assert r.rc == 0, r.err
+    assert r.verbs == [
+        "kustomize", "apply", "get rollout", "argo status", "argo promote", "argo status",
     ]  # fmt: skip
 
 
@@ -465,4 +514,7 @@ def test_readme_explains_promotion_rollback_and_migrations(render: RenderFn) -> 
         ):
             assert phrase in section
         assert re.search(r"expand/contract", section)
+        # `undo` takes the second-newest ReplicaSet revision (v1.9.1 cmd/undo),
+        # which after an undone failed deploy is the failed version.
+        assert re.search(r"second-newest\s+revision", section)
         assert ("Blue-green" if answers["deploy_strategy"] == "blue-green" else "Canary") in section

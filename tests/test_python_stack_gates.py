@@ -143,6 +143,27 @@ def test_integration_tests_leave_database_url_alone(
     assert databases(postgres) == before
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-python")
+def test_setup_refuses_a_lock_that_no_longer_matches_pyproject(
+    service: Path, service_env: dict[str, str]
+) -> None:
+    # CI runs `make setup` first: a dependency edited in pyproject.toml but not
+    # locked must stop it, or the image ships what the stale lock says.
+    pyproject = service / "pyproject.toml"
+    original = pyproject.read_text()
+    pyproject.write_text(
+        original.replace('    "uvicorn>=0.30",\n', '    "uvicorn>=0.30",\n    "six>=1.16",\n')
+    )
+    assert pyproject.read_text() != original
+    try:
+        result = run_make(service, "setup", service_env)
+    finally:
+        pyproject.write_text(original)
+    assert result.returncode != 0, output(result)
+    assert "uv.lock" in output(result) and "needs to be updated" in output(result)
+
+
 # --- no service needed ------------------------------------------------------
 
 

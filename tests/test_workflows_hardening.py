@@ -308,18 +308,38 @@ def test_readme_lists_every_variable_and_secret_the_workflows_use(
                 yield f"{long_lived[answer]} is not flagged as a long-lived credential"
         clouds = {"ecr": "AWS", "eks": "AWS", "gar": "Google Cloud", "gke": "Google Cloud"}
         clouds |= {"acr": "Azure", "aks": "Azure"}
-        # amazon-ecr-login without `registries` logs in to the caller's own
-        # account in the job's region: the environment's, with EKS.
-        if (r.answer("registry"), r.answer("cluster")) == ("ecr", "eks") and (
-            "same account and region as the cluster" not in " ".join(section.split())
-        ):
-            yield "the README does not say where the deploy jobs look for the ECR registry"
-        # Off by default; template-update.yml cannot open its pull request without it.
-        if "Allow GitHub Actions to create and approve pull requests" not in section:
-            yield "the README does not ask for the setting template-update.yml needs"
         for answer in (r.answer("registry"), r.answer("cluster")):
             if answer in clouds and f"**{clouds[answer]}**" not in section:
                 yield f"no OIDC trust setup for {clouds[answer]}"
+
+    assert problems(rendered, check) == []
+
+
+def test_readme_states_what_the_workflows_need_from_github_and_the_clouds(
+    rendered: list[Rendered],
+) -> None:
+    # Settings and limits a team cannot guess from the variables alone.
+    def check(r: Rendered) -> Iterator[str]:
+        readme = (r.root / "README.md").read_text()
+        section = readme[readme.index("## Pipeline") :]
+        text = " ".join(section.split())
+        # amazon-ecr-login without `registries` logs in to the caller's own
+        # account in the job's region: the environment's, with EKS.
+        if (r.answer("registry"), r.answer("cluster")) == ("ecr", "eks") and (
+            "same account and region as the cluster" not in text
+        ):
+            yield "the README does not say where the deploy jobs look for the ECR registry"
+        # aks-set-context without use-kubelogin writes a kubeconfig whose exec
+        # plugin is kubelogin for Entra-integrated clusters: not installed here.
+        if r.answer("cluster") == "aks" and "do not install `kubelogin`" not in text:
+            yield "the README does not say that Entra-integrated AKS clusters need kubelogin"
+        # The rollback job runs in the chosen environment, so production's
+        # reviewers gate rollbacks as well: no surprise during an incident.
+        if "every production rollback too" not in text:
+            yield "the README does not say that production rollbacks wait for reviewers"
+        # Off by default; template-update.yml cannot open its pull request without it.
+        if "Allow GitHub Actions to create and approve pull requests" not in text:
+            yield "the README does not ask for the setting template-update.yml needs"
 
     assert problems(rendered, check) == []
 

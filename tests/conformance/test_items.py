@@ -157,3 +157,16 @@ def test_id_beyond_bigint_is_a_client_error(service: RunningService) -> None:
     assert_error(
         resp, resp.status_code, "not_found" if resp.status_code == 404 else "validation_error"
     )
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_over_64_kib_is_413(service: RunningService, chunked: bool) -> None:
+    # a valid item padded with whitespace: only its size is wrong, and a
+    # service that reads any size into memory can be made to run out of it
+    raw = b'{"name": "padded"' + b" " * (64 * 1024) + b"}"
+    # a generator body goes out chunked: no length to judge it by up front
+    content = iter([raw[:4096], raw[4096:]]) if chunked else raw
+    with service.client() as client:
+        resp = client.post("/items", content=content, headers={"content-type": "application/json"})
+    assert ("transfer-encoding" in resp.request.headers) is chunked
+    assert_error(resp, 413, "payload_too_large")

@@ -119,3 +119,16 @@ def test_unmatched_paths_collapse_into_one_route(service: RunningService) -> Non
     assert _requests(families, method="GET", route="/items/{id}", status="404") >= 1
     emitted = {s.labels["route"] for f in families.values() for s in f if "route" in s.labels}
     assert emitted <= ROUTES, f"unexpected route labels: {sorted(emitted - ROUTES)}"
+
+
+def test_non_standard_methods_collapse_into_other(service: RunningService) -> None:
+    # a method is any token a client sends: labelled as-is, a scanner could
+    # create one series per request
+    token = f"X{uuid.uuid4().hex[:12].upper()}"
+    with service.client() as client:
+        assert client.request(token, "/items").status_code == 405
+        families = _settled(
+            client, lambda f: _requests(f, method="other", route="/items", status="405") >= 1
+        )
+    assert token not in repr(families), "a raw method became a label value"
+    assert _requests(families, method="other", route="/items", status="405") >= 1

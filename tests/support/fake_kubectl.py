@@ -87,7 +87,10 @@ def main(argv: list[str]) -> int:
             counters[str(index)] = seen + 1
             counters_file.write_text(json.dumps(counters))
             reply = rule["replies"][min(seen, len(rule["replies"]) - 1)]
+            # Output first, then errors, as the plugin writes them over time
+            # (Python would otherwise flush its buffered stdout last).
             sys.stdout.write(reply["out"])
+            sys.stdout.flush()
             sys.stderr.write(reply["err"])
             return int(reply["rc"])
     sys.stderr.write(f"fake kubectl: no rule for {argv}\n")

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from .app import create_app
 from .deps import Lifecycle
 from .logs import configure_logging
-from .server import DRAIN_TIMEOUT_SECONDS, GracefulServer
+from .server import DRAIN_TIMEOUT_SECONDS, KEEP_ALIVE_SECONDS, GracefulServer
 from .settings import Settings, describe_errors
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -43,6 +43,7 @@ def main() -> int:
         access_log=False,  # the telemetry middleware writes access logs
         server_header=False,
         timeout_graceful_shutdown=DRAIN_TIMEOUT_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     try:
         GracefulServer(config, lifecycle, settings.shutdown_grace_seconds).run()

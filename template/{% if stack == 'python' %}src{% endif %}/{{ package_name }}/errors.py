@@ -30,6 +30,10 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+# The contract's cap on request bodies. The largest valid item is under 30 KiB
+# of JSON even with every character escaped; without a cap, one request could
+# make the service read any amount into memory.
+MAX_BODY_BYTES = 64 * 1024
 # Where FastAPI found a bad value; dropped from the field name clients see.
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
@@ -159,9 +163,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class JsonBodyRoute(APIRoute):
-    """Checks a body's media type and JSON syntax before FastAPI validates it.
+    """Checks a body's media type, size and JSON syntax before FastAPI validates it.
 
-    So a wrong Content-Type is a 415 (not a confusing 422), and anything that is
+    So a wrong Content-Type is a 415 (not a confusing 422), a body over
+    MAX_BODY_BYTES is a 413 before more of it is read, and anything that is
     not JSON, an empty body included, is a 400.
     """
 
@@ -179,7 +184,7 @@ class JsonBodyRoute(APIRoute):
                     f"{request.method} {request.url.path} takes Content-Type: application/json",
                 )
             try:
-                json.loads(await request.body())
+                json.loads(await _read_capped(request))
             except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
                 reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
                 raise ApiError(
@@ -188,3 +193,22 @@ class JsonBodyRoute(APIRoute):
             return await handler(request)
 
         return checked_handler
+
+
+async def _read_capped(request: Request) -> bytes:
+    too_large = ApiError(
+        413, "payload_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # chunked bodies declare no length
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    # Starlette's cache of the body: FastAPI reads it from there once more.
+    request._body = b"".join(chunks)
+    return request._body

@@ -13,6 +13,11 @@ from .deps import Lifecycle
 
 # After the grace period, how long in-flight requests may take to finish.
 DRAIN_TIMEOUT_SECONDS = 5
+# Longer than the idle timeout of the proxies that pool connections to the
+# service (ingress-nginx upstream keep-alive and cloud load balancers: 60 s).
+# With uvicorn's 5 s default, a proxy can send a request on a connection the
+# service is just closing, and its client gets a 502.
+KEEP_ALIVE_SECONDS = 65
 
 log = logging.getLogger(__name__)
 
