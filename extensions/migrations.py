@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ def parse_steps(data: object, source: str = "migrations.yml") -> list[Step]:
             raise MigrationError(f"{where}: unknown keys {sorted(unknown)}")
         if "version" not in raw:
             raise MigrationError(f"{where}: `version` is required")
+        if not isinstance(raw["version"], str):
+            # YAML reads `version: 1.10` as the float 1.1: a wrong window, silently.
+            read = raw["version"]
+            raise MigrationError(f"{where}: `version` must be a quoted string (YAML read {read!r})")
         rename = _mapping(raw.get("rename"), f"{where}.rename")
         values = _mapping(raw.get("values"), f"{where}.values")
         for answer, mapping in values.items():
@@ -103,7 +108,13 @@ def apply_steps(answers: dict[str, Any], steps: list[Step]) -> list[str]:
                 answers[new] = value
                 changes.append(f"{step.version}: renamed answer '{old}' to '{new}'")
         for answer, mapping in step.values.items():
-            if answer in answers and answers[answer] in mapping:
+            # A hand-edited list or mapping is no old choice value (and
+            # unhashable): Copier's own validation reports it after this.
+            if (
+                answer in answers
+                and isinstance(answers[answer], Hashable)
+                and answers[answer] in mapping
+            ):
                 before = answers[answer]
                 answers[answer] = mapping[before]
                 changes.append(
@@ -137,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         old = _version(args.old, "--from")
         new = _version(args.new, "--to")
         changes = migrate_file(args.answers_file, old, new, load_steps(args.steps))
-    except (MigrationError, OSError, yaml.YAMLError) as error:
+    except (MigrationError, OSError, UnicodeError, yaml.YAMLError) as error:
         print(f"slipway answer migrations failed: {error}", file=sys.stderr)
         return 2
     for change in changes:

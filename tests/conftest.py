@@ -17,6 +17,10 @@ from hypothesis import settings
 
 from tests.conformance.service import base_env, check_make, tools_dir_with_uv
 from tests.conformance.stacks import STACKS
+from tests.support.ci_skips import (  # noqa: F401  (hooks: a skip fails the run in CI)
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
 from tests.support.postgres import PostgresServer, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,15 +129,3 @@ def prepared_service(
         return cache[stack]
 
     return _prepare
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """In CI a skip is a failure: a tool or service that CI should have
-    installed but did not must turn the run red, not quietly shrink it."""
-    outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
-    if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI (CI=true makes every skip a failure): {reason}"

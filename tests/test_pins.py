@@ -282,6 +282,13 @@ def test_newest_stable_ignores_prereleases_moving_and_odd_tags() -> None:
     assert newest_stable(["v1", "main"]) is None
 
 
+def test_newest_stable_orders_numerically_including_calendar_versions() -> None:
+    assert newest_stable(["v1.9.0", "v1.10.0", "v1.9.10"]) == "v1.10.0"
+    # Zero-padded calendar versions are releases too, compared as numbers.
+    assert newest_stable(["2024.12.1", "2025.01.07", "2025.1.6"]) == "2025.01.07"
+    assert newest_stable(["v2024.9.0", "v2025.02.0"]) == "v2025.02.0"
+
+
 def test_newest_stable_prefers_the_pinned_spelling_and_honours_prefixes() -> None:
     assert newest_stable(["0.35.0", "v0.35.0"], like="v0.34.0") == "v0.35.0"
     assert newest_stable(["0.35.0", "v0.35.0"], like="0.34.0") == "0.35.0"
@@ -311,7 +318,7 @@ def test_check_reports_stale_rows_and_a_repointed_tag(world: dict[str, Any]) -> 
         assert current not in table
     assert "POSSIBLE TAG HIJACK: acme/hijacked" in result.stderr
     assert world["hijacked"]["evil"] in result.stderr
-    assert "9 pins checked: 4 stale, 1 suspicious, 1 need a checksum by hand" in result.stdout
+    assert "9 pins checked: 4 stale, 1 suspicious, 1 need a person" in result.stdout
     assert world["pins"].read_bytes() == before  # check never writes
 
 
@@ -363,6 +370,44 @@ def test_update_applies_safe_changes_only_and_keeps_comments(world: dict[str, An
     assert pins.read_text(encoding="utf-8") == after
 
 
+@pytest.mark.parametrize(
+    ("tool", "pinned"),
+    [
+        ("zizmor", "1.33.0"),  # PyPI: withdrawn since, or not yet listed
+        ("zizmor", "1.33.0rc1"),  # PyPI pre-release, after the newest final
+        ("trivy", "v0.76.0"),  # git: after the newest stable tag, v0.75.0
+        ("argo_rollouts", "1.10.0"),  # git: upstream only has v1.10.0-rc1
+    ],
+)
+def test_a_pin_ahead_of_upstream_is_never_downgraded(
+    upstream: dict[str, Any], tool: str, pinned: str
+) -> None:
+    config = checks.Config(
+        git_base=upstream["env"]["PINS_GIT_BASE"], pypi_base=upstream["env"]["PINS_PYPI_BASE"]
+    )
+    found = checks.check_tool(config, tool, pinned, [])
+    assert found.status == checks.MANUAL, found
+    assert found.updates == {}
+    assert "newer than upstream's newest release" in found.detail
+
+
+def test_a_tool_that_follows_an_image_is_never_bumped_alone(upstream: dict[str, Any]) -> None:
+    config = checks.Config(pypi_base=upstream["env"]["PINS_PYPI_BASE"])
+    image = {"image": "ghcr.io/astral-sh/uv", "tag": "0.13.0", "digest": "sha256:" + "0" * 64}
+    data = {"tools": {"uv": "0.13.0"}, "images": {"uv": image}}
+    [found] = checks.run_all(config, data, {"tools"})
+    assert found.status == checks.MANUAL, found
+    assert found.updates == {}
+    assert found.detail == "refresh images.uv (tag and digest) by hand, then set uv: 0.13.9"
+
+
+def test_real_tools_uv_is_the_uv_of_the_uv_image() -> None:
+    # The Dockerfile builds with images.uv; pyproject requires uv >= tools.uv.
+    data = yaml.safe_load((ROOT / "extensions" / "pins.yml").read_text())
+    for tool, image in sources.FOLLOWS_IMAGE.items():
+        assert str(data["tools"][tool]) == str(data["images"][image]["tag"]), tool
+
+
 def test_all_current_exits_0(world: dict[str, Any]) -> None:
     pins: Path = world["pins"]
     data = pinsfile.load(pins)
@@ -372,7 +417,7 @@ def test_all_current_exits_0(world: dict[str, Any]) -> None:
     result = run_pins("check", "--pins", str(pins), env=world["env"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == (
-        "3 pins checked: 0 stale, 0 suspicious, 0 need a checksum by hand, 0 unreadable"
+        "3 pins checked: 0 stale, 0 suspicious, 0 need a person, 0 unreadable"
     )
 
 
@@ -407,6 +452,14 @@ def test_unknown_tool_and_bad_file_are_clear_errors(world: dict[str, Any], tmp_p
     assert result.returncode == 2
     assert "expected a mapping at the top level" in result.stderr
     assert "Traceback" not in result.stderr
+    # Unparseable YAML and a duplicated key: exit 2 (not 1, "stale"), no traceback.
+    for text, reason in [("tools:\n  uv: [1\n", "expected ','"), ("a: 1\na: 2\n", "duplicate")]:
+        broken.write_text(text, encoding="utf-8")
+        result = run_pins("check", "--pins", str(broken), env=world["env"])
+        assert result.returncode == 2, result.stderr
+        assert f"scripts/pins: cannot read {broken}" in result.stderr
+        assert reason in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 # --- the real pins.yml -------------------------------------------------------------

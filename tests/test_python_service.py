@@ -42,6 +42,8 @@ def test_integration_gate_fails_without_a_database(
     # without DATABASE_URL the integration gates must fail loudly, not skip to green
     result = run_make(prepared_service("python"), "test-integration", service_env)
     assert result.returncode != 0, result.stdout[-4000:]
+    # ...and fail for that reason, saying how to get one (not on some other error)
+    assert "DATABASE_URL is not set" in result.stderr, result.stdout[-2000:] + result.stderr
 
 
 def test_make_ci_runs_every_service_gate(prepared_service: Callable[[str], Path]) -> None:

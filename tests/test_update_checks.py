@@ -239,7 +239,9 @@ def test_workflow_grants_write_only_to_the_update_job(workflow_repo: Path) -> No
     workflow = _workflow(workflow_repo)
     assert workflow["permissions"] == {}
     assert {name: job["permissions"] for name, job in workflow["jobs"].items()} == {
-        "update": {"contents": "write", "pull-requests": "write"}
+        # issues: labels are created by the first run; without it, GitHub
+        # refuses to add a label the repository does not have yet.
+        "update": {"contents": "write", "pull-requests": "write", "issues": "write"}
     }
     text = (workflow_repo / WORKFLOW).read_text()
     assert "secrets." not in text, "the workflow must use nothing but GITHUB_TOKEN"
@@ -285,9 +287,9 @@ def test_the_pinned_copier_is_the_one_the_suite_tests() -> None:
 
 # A stand-in for `gh`: the guard's own logic is what is under test, not GitHub.
 FAKE_GH = """#!/bin/sh
-case "$1 $2" in
-  "pr list") printf '%s\\n' "$FAKE_PR" ;;
-  "pr view") printf '%s\\n' $FAKE_AUTHORS ;;
+case "$*" in
+  "pr list "*) printf '%s\\n' "$FAKE_PR" ;;
+  "api --paginate repos/$GITHUB_REPOSITORY/pulls/$FAKE_PR/commits "*) printf '%s\\n' $FAKE_PEOPLE ;;
   *) echo "unexpected gh call: $*" >&2; exit 2 ;;
 esac
 """
@@ -295,16 +297,17 @@ BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 
 
 @pytest.mark.parametrize(
-    ("pr", "authors", "blocked"),
+    ("pr", "people", "blocked"),
     [
         ("", "", "false"),  # no open update pull request yet
-        ("7", BOT_EMAIL, "false"),  # only the workflow's own commits: safe to refresh
-        ("7", f"{BOT_EMAIL} dev@example.com", "true"),  # someone resolved conflicts there
+        ("7", f"{BOT_EMAIL} {BOT_EMAIL}", "false"),  # only the workflow's own commits
+        ("7", f"{BOT_EMAIL} {BOT_EMAIL} dev@example.com dev@example.com", "true"),  # a fix-up
+        ("7", f"{BOT_EMAIL} dev@example.com", "true"),  # the workflow's commit, amended by a person
     ],
-    ids=["no-pr", "bot-only", "human-commits"],
+    ids=["no-pr", "bot-only", "human-commits", "amended"],
 )
 def test_workflow_never_overwrites_manual_work_on_the_update_branch(
-    workflow_repo: Path, tmp_path: Path, pr: str, authors: str, blocked: str
+    workflow_repo: Path, tmp_path: Path, pr: str, people: str, blocked: str
 ) -> None:
     workflow = _workflow(workflow_repo)
     [step] = [s for s in workflow["jobs"]["update"]["steps"] if s.get("id") == "guard"]
@@ -320,7 +323,8 @@ def test_workflow_never_overwrites_manual_work_on_the_update_branch(
         "PATH": f"{fake_bin}:{os.environ['PATH']}",
         "GITHUB_OUTPUT": str(outputs),
         "FAKE_PR": pr,
-        "FAKE_AUTHORS": authors,
+        "GITHUB_REPOSITORY": "acme/demo-service",
+        "FAKE_PEOPLE": people,  # author then committer email of each commit
     }
     done = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],

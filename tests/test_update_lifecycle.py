@@ -730,7 +730,10 @@ def run_workflow_step(
 
 
 def test_workflow_lists_conflicts_for_its_pull_request(
-    conflicted: tuple[Path, subprocess.CompletedProcess[str]], render: RenderFn, tmp_path: Path
+    conflicted: tuple[Path, subprocess.CompletedProcess[str]],
+    render: RenderFn,
+    update_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     repo, _ = conflicted
     done, outputs, _ = run_workflow_step(
@@ -741,6 +744,12 @@ def test_workflow_lists_conflicts_for_its_pull_request(
     body = (tmp_path / "pr-body.md").read_text()
     assert "0.1.0 → 0.2.0" in body
     assert "## Conflicts to resolve before merging\n\n- `README.md`\n" in body
+    # The pull request can still be opened, markers and all: the action's
+    # first git command (create-pull-request v8, create-or-update-branch.ts)
+    # is this checkout, which git refuses while any index entry is unmerged.
+    git(repo, update_env, "checkout", "--progress", "-B", "pr-temp", "HEAD", "--")
+    assert " M README.md" in git(repo, update_env, "status", "--porcelain").splitlines()
+    assert CONFLICT_RE.search((repo / "README.md").read_bytes())
 
 
 def test_workflow_finds_no_conflicts_after_a_clean_update(

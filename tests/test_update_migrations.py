@@ -73,6 +73,13 @@ def test_an_explicit_new_answer_wins_over_the_old_one() -> None:
     assert changes == ["0.2.0: dropped 'rollout_strategy' ('deploy_strategy' is already answered)"]
 
 
+def test_a_hand_edited_non_scalar_answer_is_left_for_copier_to_refuse() -> None:
+    answers: dict[str, Any] = {"registry": ["gcr"], "deploy_strategy": {"x": 1}}
+    steps = [Step(Version("0.3.0"), values={"registry": {"gcr": "gar"}, "deploy_strategy": {}})]
+    assert apply_steps(answers, steps) == []
+    assert answers == {"registry": ["gcr"], "deploy_strategy": {"x": 1}}
+
+
 def test_nothing_to_do_changes_nothing() -> None:
     answers: dict[str, Any] = {"deploy_strategy": "canary", "registry": "ecr"}
     assert apply_steps(answers, STEPS) == []
@@ -87,6 +94,8 @@ def test_nothing_to_do_changes_nothing() -> None:
         ({"steps": [{"rename": {"a": "b"}}]}, r"steps\[0\]: `version` is required"),
         ({"steps": [{"version": "one", "rename": {"a": "b"}}]}, "'one' is not a PEP 440"),
         ({"steps": [{"version": "1.0"}]}, "needs `rename` or `values`"),
+        # `version: 0.10` unquoted: YAML makes it 0.1, a different window.
+        ({"steps": [{"version": 0.10, "rename": {"a": "b"}}]}, r"quoted string \(YAML read 0\.1\)"),
         ({"steps": [{"version": "1.0", "renames": {"a": "b"}}]}, r"unknown keys \['renames'\]"),
         ({"steps": [{"version": "1.0", "values": {"a": "b"}}]}, r"values\.a: expected a mapping"),
     ],
@@ -140,6 +149,7 @@ def test_cli_leaves_the_file_alone_outside_the_window(
     [
         (["--from", "latest", "--to", "0.2.0"], "--from: 'latest' is not a PEP 440 version"),
         (["--from", "0.1.0", "--to", "0.2.0", "missing.yml"], "No such file"),
+        (["--from", "0.1.0", "--to", "0.2.0", "latin1.yml"], "can't decode"),
     ],
 )
 def test_cli_refuses_bad_input_with_a_message(
@@ -147,7 +157,8 @@ def test_cli_refuses_bad_input_with_a_message(
 ) -> None:
     answers = _answers_file(tmp_path, {"a": 1})
     argv = [*args] if args[-1].endswith(".yml") else [*args, str(answers)]
-    argv = [a if a != "missing.yml" else str(tmp_path / a) for a in argv]
+    (tmp_path / "latin1.yml").write_bytes(b"project_name: Caf\xe9\n")  # a hand edit, not UTF-8
+    argv = [str(tmp_path / a) if a in {"missing.yml", "latin1.yml"} else a for a in argv]
     done = subprocess.run(
         [sys.executable, str(STEPS_FILE.with_name("migrations.py")), *argv],
         capture_output=True,

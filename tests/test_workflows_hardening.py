@@ -14,6 +14,7 @@ import yaml
 from extensions.slipway import load_pins
 from tests.conftest import ROOT, RenderFn
 from tests.support.combos import (
+    SETUP_ACTION,
     WORKFLOWS,
     Rendered,
     ancestors,
@@ -178,21 +179,39 @@ def test_the_digest_is_verified_before_it_runs_anywhere(rendered: list[Rendered]
     assert problems(rendered, check) == []
 
 
-def test_downloaded_tools_are_pinned_and_checksum_verified(rendered: list[Rendered]) -> None:
-    def check(r: Rendered) -> Iterator[str]:
-        for where, job in every_job(r):
-            for step in steps(job):
-                run = str(step.get("run", ""))
-                if re.search(r"\bcurl\b|\bwget\b", run):
-                    sums = [v for k, v in (step.get("env") or {}).items() if "SHA256" in k]
-                    if "sha256sum --check --strict" not in run or not sums:
-                        yield f"{where}: downloads without a checksum check"
-                    elif not all(HEX64.match(str(v)) for v in sums):
-                        yield f"{where}: checksum {sums} is not a sha256"
-                    if re.search(r"\|\s*(sudo\s+)?(ba)?sh\b", run):
-                        yield f"{where}: pipes a download into a shell"
+def unverified_downloads(r: Rendered) -> Iterator[str]:
+    # The setup action's steps run in most jobs: they are checked like the jobs'.
+    every_step = [(where, step) for where, job in every_job(r) for step in steps(job)]
+    every_step += [("setup action", step) for step in r.setup_action()["runs"]["steps"]]
+    for where, step in every_step:
+        run = str(step.get("run", ""))
+        if re.search(r"\bcurl\b|\bwget\b", run):
+            sums = [v for k, v in (step.get("env") or {}).items() if "SHA256" in k]
+            if "sha256sum --check --strict" not in run or not sums:
+                yield f"{where}: downloads without a checksum check"
+            elif not all(HEX64.match(str(v)) for v in sums):
+                yield f"{where}: checksum {sums} is not a sha256"
+            if re.search(r"\|\s*(sudo\s+)?(ba)?sh\b", run):
+                yield f"{where}: pipes a download into a shell"
 
-    assert problems(rendered, check) == []
+
+def test_downloaded_tools_are_pinned_and_checksum_verified(rendered: list[Rendered]) -> None:
+    assert problems(rendered, unverified_downloads) == []
+
+
+def test_an_unverified_download_in_the_setup_action_is_found(
+    rendered: list[Rendered], tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(rendered[0].root / ".github", root / ".github")
+    action = root / SETUP_ACTION
+    data = yaml.safe_load(action.read_text())
+    data["runs"]["steps"].insert(
+        0, {"shell": "bash", "run": "curl -fsSL https://example.invalid/tool -o tool"}
+    )
+    action.write_text(yaml.safe_dump(data))
+    found = list(unverified_downloads(Rendered(rendered[0].answers, root)))
+    assert found == ["setup action: downloads without a checksum check"]
 
 
 def test_tool_versions_come_from_the_pins(rendered: list[Rendered]) -> None:

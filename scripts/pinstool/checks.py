@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from . import gitrefs, oci, pypi
 from .gitrefs import SourceError
-from .sources import POLICY_KEYS, TOOL_SOURCES, GitTags, Pypi, companion_owner
+from .sources import FOLLOWS_IMAGE, POLICY_KEYS, TOOL_SOURCES, GitTags, Pypi, companion_owner
 from .versions import newest_stable, stable_key
 
 CURRENT, STALE, HIJACK, MANUAL, ERROR = "current", "stale", "HIJACK?", "manual", "error"
@@ -88,6 +90,18 @@ def _bare(version: str, prefix: str = "") -> str:
     return version.removeprefix(prefix).removeprefix("v")
 
 
+def _is_ahead(source: Pypi | GitTags, pinned: str, newest: str) -> bool:
+    """Whether the pinned version sorts after upstream's newest (False when
+    it cannot be compared: then it is stale like any other difference)."""
+    if isinstance(source, Pypi):
+        try:
+            return Version(pinned) > Version(newest)
+        except InvalidVersion:
+            return False
+    pinned_key, newest_key = stable_key(pinned), stable_key(newest)
+    return pinned_key is not None and newest_key is not None and pinned_key > newest_key
+
+
 def check_tool(config: Config, name: str, pinned: str, companions: list[str]) -> Finding:
     found = Finding("tools", name, pinned)
     source = TOOL_SOURCES[name]
@@ -101,7 +115,14 @@ def check_tool(config: Config, name: str, pinned: str, companions: list[str]) ->
             raise SourceError(f"{source.repo}: no stable {source.prefix}vX.Y.Z tag")
         newest = _bare(tag, source.prefix)
     found.upstream = newest
-    if _bare(pinned) != newest:
+    if _is_ahead(source, _bare(pinned), newest):
+        # A pre-release or a since-withdrawn release: moving "up" to the
+        # newest stable one would be a silent downgrade.
+        found.status = MANUAL
+        found.detail = (
+            f"pinned {pinned} is newer than upstream's newest release {newest}; not changed"
+        )
+    elif _bare(pinned) != newest:
         value = f"v{newest}" if pinned.startswith("v") else newest
         if companions:
             found.status = MANUAL
@@ -133,6 +154,9 @@ def plan(data: Mapping[str, Any], only: set[str]) -> list[Job]:
         for key, value in tools.items():
             if key in TOOL_SOURCES:
                 companions = [k for k in tools if companion_owner(k, names) == key]
+                image = FOLLOWS_IMAGE.get(key)
+                if image in (data.get("images") or {}):
+                    companions.append(f"images.{image} (tag and digest)")
                 jobs.append(("tools", key, str(value), check_tool, (key, str(value), companions)))
             elif key not in POLICY_KEYS and companion_owner(key, names) is None:
                 jobs.append(("tools", key, str(value), _unknown_tool, (key, str(value))))

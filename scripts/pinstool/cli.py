@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
 
 from . import gitrefs, pinsfile
 from .checks import CURRENT, ERROR, HIJACK, MANUAL, STALE, Config, Finding, repo_url, run_all
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         data = pinsfile.load(args.pins)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, YAMLError) as exc:
         print(f"scripts/pins: cannot read {args.pins}: {exc}", file=sys.stderr)
         return 2
     config = Config(
@@ -131,6 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = {s: sum(f.status == s for f in findings) for s in (STALE, HIJACK, MANUAL, ERROR)}
     print(
         f"{checked} pins checked: {counts[STALE]} stale, {counts[HIJACK]} suspicious, "
-        f"{counts[MANUAL]} need a checksum by hand, {counts[ERROR]} unreadable"
+        f"{counts[MANUAL]} need a person, {counts[ERROR]} unreadable"
     )
     return _exit_code(findings)

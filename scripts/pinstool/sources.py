@@ -45,6 +45,11 @@ TOOL_SOURCES: dict[str, Source] = {
 # Chosen by policy, not the newest of anything: never reported as stale.
 POLICY_KEYS = frozenset({"kubernetes_min"})
 
+# Tools that must equal an image's tag (tool key -> images key): tools.uv is
+# the uv in images.uv, and the generated pyproject's `required-version` makes
+# the image's uv refuse a project pinned to a newer one. Bumped by hand.
+FOLLOWS_IMAGE = {"uv": "uv"}
+
 COMPANION_SUFFIXES = ("_sha256", "_sum")
 
 

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 
 # Exactly MAJOR.MINOR.PATCH after the prefix, optionally after a single `v`:
 # prereleases (-rc1, -beta), moving majors (v4) and typos (vv4.0.0) all fail it.
-_SEMVER = r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+# Leading zeros are allowed: calendar versions (2025.01.07) zero-pad, and
+# refusing them would make an older unpadded tag look like the newest.
+_SEMVER = r"v?(\d+)\.(\d+)\.(\d+)"
 
 
 def stable_key(tag: str, prefix: str = "") -> tuple[int, int, int] | None:
