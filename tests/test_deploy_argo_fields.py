@@ -90,3 +90,30 @@ def test_readme_grants_what_the_plugin_needs(projects: dict[str, Path], combo: s
     assert watched, rights
     for kind in ("Rollouts", "ReplicaSets", "Pods", "AnalysisRuns", "Experiments"):
         assert kind in watched.group(1), f"{kind} missing from the rights to list and watch"
+
+
+# The contract's drain after the grace period (docs/service-contract.md,
+# "SIGTERM"): in-flight requests get this long before the process exits.
+CONTRACT_DRAIN_SECONDS = 5
+# Room for the process to exit and the runtime to notice, so Kubernetes never
+# SIGKILLs a pod that is still draining.
+EXIT_MARGIN_SECONDS = 5
+
+
+@pytest.mark.parametrize("combo", [combo_id(a) for a in COMBOS])
+def test_kubernetes_waits_for_the_whole_graceful_shutdown(
+    projects: dict[str, Path], combo: str
+) -> None:
+    """terminationGracePeriodSeconds must cover readiness-off + drain + exit, or
+    the kubelet SIGKILLs pods mid-request during every rollout."""
+    for env in ENVS:
+        (rollout,) = built(projects[combo], env, "Rollout")
+        pod = rollout["spec"]["template"]["spec"]
+        (app,) = [c for c in pod["containers"] if c["name"] == "app"]
+        grace = {e["name"]: e.get("value") for e in app.get("env", [])}["SHUTDOWN_GRACE_SECONDS"]
+        needed = int(grace) + CONTRACT_DRAIN_SECONDS + EXIT_MARGIN_SECONDS
+        assert pod["terminationGracePeriodSeconds"] >= needed, (
+            f"{combo}/{env}: terminationGracePeriodSeconds "
+            f"{pod['terminationGracePeriodSeconds']} < {needed} "
+            f"(SHUTDOWN_GRACE_SECONDS {grace} + drain + exit)"
+        )
