@@ -48,7 +48,11 @@ SLUG_MAX = 40
 # GitHub: alphanumerics and single hyphens, no leading/trailing hyphen, <= 39.
 GITHUB_OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+# Characters that start inline markup anywhere; block markers (#, -, +, 1.)
+# only count at the start of a line, which md_text handles separately, so
+# ordinary punctuation such as "." stays readable in the raw file.
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+_MD_ORDERED = re.compile(r"^(\d{1,9})([.)])")
 
 
 @cache
@@ -164,7 +168,12 @@ def md_text(value: Any) -> str:
     """Plain text for Markdown: markup characters escaped, HTML neutralised."""
     text = " ".join(str(value).split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\\&gt;", "&gt;")
+    text = _MD_INLINE.sub(r"\\\1", text)
+    if ordered := _MD_ORDERED.match(text):
+        return f"{ordered[1]}\\{ordered[2]}{text[ordered.end() :]}"
+    if text[:1] in ("#", "-", "+", "="):
+        return "\\" + text
+    return text
 
 
 def gha_safe(value: Any) -> str:
