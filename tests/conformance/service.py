@@ -49,8 +49,14 @@ def tools_dir_with_uv(where: Path) -> Path:
     uv = str(own) if own.exists() else shutil.which("uv")
     if uv is None:
         raise RuntimeError("uv not found: run scripts/bootstrap (it installs the pinned uv)")
-    with contextlib.suppress(FileExistsError):  # another worker made it first
-        link.symlink_to(uv)
+    # A link left by an earlier run may point elsewhere or nowhere: replace it
+    # atomically (rename over it) so concurrent workers never see it missing.
+    if not (link.is_symlink() and os.readlink(link) == uv):
+        tmp = where / f".uv-{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(uv)
+        tmp.replace(link)
     return where
 
 
