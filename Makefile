@@ -4,7 +4,7 @@
 VENV := .venv/bin
 export PATH := $(CURDIR)/$(VENV):$(PATH)
 
-.PHONY: help bootstrap test lint demo bench
+.PHONY: help bootstrap test lint drift demo bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -21,6 +21,11 @@ lint: bootstrap ## lint the template's own Python
 	$(VENV)/ruff check extensions scripts tests
 	$(VENV)/ruff format --check extensions scripts tests
 	$(VENV)/mypy
+
+drift: bootstrap ## fail when generated files drift from their sources (CI's drift job)
+	$(VENV)/python scripts/self-ci --check
+	$(VENV)/python scripts/relock-python --check
+	$(VENV)/uv lock --check
 
 demo: bootstrap ## generate a demo service from the defaults into ./demo-service
 	$(VENV)/copier copy --trust --defaults --vcs-ref HEAD . demo-service
