@@ -15,6 +15,7 @@ import yaml
 from copier import run_copy
 from hypothesis import settings
 
+from scripts.snapshot import copy_template
 from tests.conformance.service import base_env, check_make, tools_dir_with_uv
 from tests.conformance.stacks import STACKS
 from tests.support.ci_skips import (  # noqa: F401  (hooks: a skip fails the run in CI)
@@ -46,13 +47,7 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Copier would otherwise clone the repository for every render and use the
     latest tag; a snapshot is faster and always shows the change under test.
     """
-    dst = tmp_path_factory.mktemp("template")
-    shutil.copy2(ROOT / "copier.yml", dst / "copier.yml")
-    shutil.copytree(ROOT / "template", dst / "template")
-    shutil.copytree(
-        ROOT / "extensions", dst / "extensions", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    return dst
+    return copy_template(tmp_path_factory.mktemp("template"))
 
 
 RenderFn = Callable[..., Path]

@@ -33,13 +33,12 @@ from tests.support.deploy import (
     ENVS,
     IMAGE,
     ROOT,
-    VENV_BIN,
     build,
     combo_id,
     load_docs,
     manifest_combos,
-    tool_env,
 )
+from tests.support.tools import VENV_BIN, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-manifests")]
 

@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from tests.conftest import RenderFn
-from tests.support.deploy import IMAGE, VENV_BIN, load_docs, tool_env
+from tests.support.deploy import IMAGE, load_docs
 from tests.support.fake_kubectl import Reply, Rule, calls, install
+from tests.support.tools import VENV_BIN, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-manifests")]
 

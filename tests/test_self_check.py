@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from extensions.slipway import load_pins
+from scripts.snapshot import copy_template
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -147,11 +148,9 @@ def test_relock_python_check_passes_now_and_fails_on_a_stale_lock(tmp_path: Path
     # A copy of what relock-python reads, so the stale lock never touches the tree.
     root = tmp_path / "repo"
     (root / "scripts").mkdir(parents=True)
-    shutil.copy2(ROOT / "scripts" / "relock-python", root / "scripts" / "relock-python")
-    shutil.copy2(ROOT / "copier.yml", root / "copier.yml")
-    shutil.copytree(ROOT / "template", root / "template")
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(ROOT / "extensions", root / "extensions", ignore=ignore)
+    for script in ("relock-python", "snapshot.py"):
+        shutil.copy2(ROOT / "scripts" / script, root / "scripts" / script)
+    copy_template(root)
     relock = [sys.executable, str(root / "scripts" / "relock-python"), "--check"]
     lock = next((root / "template").glob("*uv.lock*.jinja"))
     before = lock.read_text(encoding="utf-8")

@@ -7,42 +7,29 @@ uvx. Without those registries the test is skipped, saying so.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from extensions.slipway import load_pins
 from tests.conftest import RenderFn
+from tests.support.tools import require_go_module, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflows")]
 
 ANSWERS = {"registry": "gar", "cluster": "gke", "deploy_strategy": "canary"}
 
 
-def tool_env() -> dict[str, str]:
-    venv_bin = str(Path(sys.executable).parent)  # uv, uvx, kubectl, shellcheck
-    return {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
-
-
 @pytest.fixture(scope="module")
 def repo(render: RenderFn, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("go") is None:
-        pytest.skip("Go is not installed: `make actionlint` runs actionlint with `go run`")
     version = load_pins()["tools"]["actionlint"]
-    probe = subprocess.run(
-        ["go", "mod", "download", "-json", f"github.com/rhysd/actionlint@v{version}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    require_go_module(
+        f"github.com/rhysd/actionlint@v{version}",
+        "`make actionlint` runs actionlint with `go run`",
     )
-    if probe.returncode != 0:
-        pytest.skip(f"Go module proxy unreachable, cannot fetch actionlint: {probe.stdout[-200:]}")
     root = tmp_path_factory.mktemp("pipeline") / "repo"
     shutil.copytree(render(**ANSWERS), root, symlinks=True)
     # actionlint finds the workflows through the repository root, as in CI.

@@ -16,6 +16,7 @@ import pytest
 
 from extensions.slipway import load_pins
 from tests.conftest import RenderFn
+from tests.support.tools import require_go_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflows")]
 
@@ -27,18 +28,8 @@ FAKE_KEY = "AKIA" + "Q3RZ7XK2M5W4JH6T"
 
 @pytest.fixture(scope="module")
 def gitleaks_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("go") is None:
-        pytest.skip("Go is not installed: gitleaks is built from its Go module here")
     module = f"{MODULE}@v{load_pins()['tools']['gitleaks']}"
-    probe = subprocess.run(
-        ["go", "mod", "download", "-json", module],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"Go module proxy unreachable, cannot fetch gitleaks: {probe.stdout[-200:]}")
+    require_go_module(module, "gitleaks is built from its Go module here")
     bin_dir = tmp_path_factory.mktemp("gitleaks-bin")
     built = subprocess.run(
         ["go", "install", module],

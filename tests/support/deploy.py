@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,9 @@ from typing import Any
 import yaml
 
 from tests.support.combos import values
+from tests.support.tools import tool_env
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
 ENVS = ("staging", "production")
 # A digest the tests deploy; any 64 hex digits will do, but not the overlays'
 # all-zero placeholder.
@@ -41,14 +40,6 @@ def manifest_combos() -> list[dict[str, str]]:
 def combo_id(answers: dict[str, str]) -> str:
     keys = ("deploy_strategy", "traffic_router", "analysis_provider", "migration_runner")
     return "-".join(answers[k] for k in keys if k in answers)
-
-
-def tool_env(path_first: Path | None = None) -> dict[str, str]:
-    """The environment with the suite's tools (and optionally a stand-in) first on PATH."""
-    env = dict(os.environ)
-    dirs = [str(VENV_BIN)] if path_first is None else [str(path_first), str(VENV_BIN)]
-    env["PATH"] = os.pathsep.join([*dirs, env.get("PATH", "")])
-    return env
 
 
 def build(project: Path, env_name: str, image: str | None = IMAGE) -> str:
