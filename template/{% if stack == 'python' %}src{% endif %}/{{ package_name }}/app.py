@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import sessionmaker
 
 from . import health, items
 from .db import create_db_engine
 from .deps import Lifecycle, Runtime
 from .errors import install_error_handlers
+from .openapi import install_openapi
 from .settings import Settings
 from .telemetry import Metrics, TelemetryMiddleware
 
@@ -44,8 +46,13 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         redirect_slashes=False,
     )
     app.state.runtime = runtime
-    app.include_router(health.router)
-    app.include_router(items.router)
+    for router in (health.router, items.router):
+        # HEAD wherever GET is (RFC 9110); uvicorn sends the headers, never the body.
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
+                route.methods.add("HEAD")
+        app.include_router(router)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(TelemetryMiddleware, metrics=runtime.metrics)
     return app
