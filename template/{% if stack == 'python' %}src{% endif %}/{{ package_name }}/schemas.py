@@ -34,9 +34,12 @@ def _storable(value: str) -> str:
 # The documented rules are the validators' rules, in JSON Schema terms: a name
 # is 1-NAME_MAX characters once the surrounding whitespace is trimmed, so its
 # length limit is part of the pattern (maxLength would count the whitespace).
+# Between the first and the last visible character (no f-string: its doubled
+# braces look like unrendered template syntax).
+_INNER = r"[^\u0000]{0," + str(NAME_MAX - 2) + "}"
 _NAME_PATTERN = (
     rf"^[{WHITESPACE}]*[^{WHITESPACE}\u0000]"
-    rf"(?:[^\u0000]{{0,{NAME_MAX - 2}}}[^{WHITESPACE}\u0000])?[{WHITESPACE}]*$"
+    rf"(?:{_INNER}[^{WHITESPACE}\u0000])?[{WHITESPACE}]*$"
 )
 _STORED_NAME_PATTERN = rf"^[^{WHITESPACE}\u0000](?:[^\u0000]*[^{WHITESPACE}\u0000])?$"
 
