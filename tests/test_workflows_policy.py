@@ -39,6 +39,7 @@ GATES = (
     "unit",
     "integration",
     "migrations",
+    "contract",
     "audit",
     "secret-scan",
     "image-scan",
