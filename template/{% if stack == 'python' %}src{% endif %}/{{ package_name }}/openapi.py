@@ -31,11 +31,12 @@ DESCRIPTION = (
 )
 
 # Unicode White_Space: what the service trims from names (pydantic strips this
-# set). Spelled out because `\s` means different sets in different regex engines.
-WHITESPACE = (
-    r"\t\n\u000b\u000c\r\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-NO_NUL = r"^[^\u0000]*$"
+# set). The characters themselves, not `\s` (each regex engine has its own
+# set) nor `\u` escapes (ECMA-262 has them, Go's and Rust's engines do not):
+# every JSON Schema validator reads a literal character the same way.
+WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NUL = "\x00"  # PostgreSQL text cannot hold it
+NO_NUL = f"^[^{NUL}]*$"
 # Cursors are opaque to clients; the document promises only their alphabet and length.
 CURSOR_PATTERN = "^[A-Za-z0-9._~-]+$"  # RFC 3986 unreserved: safe in a URL as is
 

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from .models import DESCRIPTION_MAX, NAME_MAX
-from .openapi import CURSOR_PATTERN, NO_NUL, WHITESPACE
+from .openapi import CURSOR_PATTERN, NO_NUL, NUL, WHITESPACE
 
 
 def _storable(value: str) -> str:
@@ -36,12 +36,11 @@ def _storable(value: str) -> str:
 # length limit is part of the pattern (maxLength would count the whitespace).
 # Between the first and the last visible character (no f-string: its doubled
 # braces look like unrendered template syntax).
-_INNER = r"[^\u0000]{0," + str(NAME_MAX - 2) + "}"
+_INNER = f"[^{NUL}]" + "{0," + str(NAME_MAX - 2) + "}"
 _NAME_PATTERN = (
-    rf"^[{WHITESPACE}]*[^{WHITESPACE}\u0000]"
-    rf"(?:{_INNER}[^{WHITESPACE}\u0000])?[{WHITESPACE}]*$"
+    f"^[{WHITESPACE}]*[^{WHITESPACE}{NUL}](?:{_INNER}[^{WHITESPACE}{NUL}])?[{WHITESPACE}]*$"
 )
-_STORED_NAME_PATTERN = rf"^[^{WHITESPACE}\u0000](?:[^\u0000]*[^{WHITESPACE}\u0000])?$"
+_STORED_NAME_PATTERN = f"^[^{WHITESPACE}{NUL}](?:[^{NUL}]*[^{WHITESPACE}{NUL}])?$"
 
 Name = Annotated[
     str,
