@@ -19,7 +19,8 @@ from tests.support.ci_skips import (  # noqa: F401  (hooks: a skip fails the run
     pytest_runtest_makereport,
 )
 from tests.support.postgres import PostgresServer, start_postgres
-from tests.support.render import RenderFn, renderer
+from tests.support.render import RenderFn as RenderFn  # re-exported for test modules
+from tests.support.render import renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 
