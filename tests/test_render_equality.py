@@ -48,20 +48,21 @@ class Intended:
 
 
 _CONTRACT = "issue 11, the contract gate"
+_RESILIENCE = "contract 0.2 in the Python service (DB bounds, 499, HEAD, keyset pages)"
 _PYTHON = {"stack": "python"}
 INTENDED: tuple[Intended, ...] = (
     Intended("openapi.yaml", f"{_CONTRACT}: the committed OpenAPI document"),
     Intended("schemathesis.toml", f"{_CONTRACT}: how `make contract` runs Schemathesis"),
     Intended("Makefile", f"{_CONTRACT}: openapi, openapi-check, contract, contract-diff"),
-    Intended("README.md", f"{_CONTRACT}: The API contract; keyset listing and HEAD"),
+    Intended("README.md", f"{_CONTRACT}: The API contract; {_RESILIENCE}"),
     Intended(".github/workflows/ci.yml", f"{_CONTRACT}: the API contract job"),
     Intended(".yamllint.yml", f"{_CONTRACT}: openapi.yaml's patterns cannot break lines"),
-    Intended("pyproject.toml", f"{_CONTRACT}: schemathesis and PyYAML dev deps", _PYTHON),
-    Intended("uv.lock", f"{_CONTRACT}: the new dev deps, locked", _PYTHON),
+    Intended("pyproject.toml", f"{_CONTRACT}: dev deps; {_RESILIENCE}: httptools", _PYTHON),
+    Intended("uv.lock", f"{_CONTRACT} and {_RESILIENCE}: new dependencies", _PYTHON),
     Intended("scripts/openapi.py", f"{_CONTRACT}: make openapi / openapi-check", _PYTHON),
     Intended("scripts/contract.py", f"{_CONTRACT}: make contract", _PYTHON),
-    Intended("src/*", f"{_CONTRACT}: the emitted document tells the truth", _PYTHON),
-    Intended("tests/*", f"{_CONTRACT}: keyset listing and HEAD in the service's tests", _PYTHON),
+    Intended("src/*", f"{_CONTRACT}: the emitted document; {_RESILIENCE}", _PYTHON),
+    Intended("tests/*", f"{_RESILIENCE}, in the service's own tests", _PYTHON),
 )
 
 

@@ -48,10 +48,11 @@ def test_head_answers_like_get_without_a_body(
         # bytes come before the second response's status line
         sock.sendall(get_request(target, "HEAD") + get_request("/healthz"))
         head = read_head(sock)
-        follow = read_head(sock, head.rest)
+        after = head.rest
+        while b"\r\n\r\n" not in after and (chunk := sock.recv(65536)):
+            after += chunk
     assert head.status == got.status, f"HEAD {target} -> {head.status}, GET -> {got.status}"
-    assert follow.status == 200, "the response after HEAD is garbled"
-    assert head.rest.startswith(b"HTTP/1.1 "), f"HEAD {target} sent a body: {head.rest[:200]!r}"
+    assert after.startswith(b"HTTP/1.1 200 "), f"HEAD {target} sent a body: {after[:200]!r}"
     same = {k: v for k, v in got.headers.items() if k not in VOLATILE}
     assert {k: v for k, v in head.headers.items() if k in same} == same, (
         f"HEAD {target} headers {head.headers} differ from GET's {got.headers}"

@@ -43,12 +43,14 @@ def _page(client: httpx.Client, **params: Any) -> dict[str, Any]:
     return dict(body)
 
 
-def _walk(client: httpx.Client, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
-    """Every page, following `next` until it is null."""
-    pages = [_page(client, limit=limit, **params)]
+def _walk(
+    client: httpx.Client, limit: int, cursor: str | None = None
+) -> list[list[dict[str, Any]]]:
+    """Every page from `cursor` (or the start), following `next` until it is null."""
+    pages = [_page(client, limit=limit, **({"cursor": cursor} if cursor else {}))]
     while pages[-1]["next"] is not None:
         assert len(pages) < 10_000, "`next` never became null"
-        pages.append(_page(client, limit=limit, cursor=pages[-1]["next"], **params))
+        pages.append(_page(client, limit=limit, cursor=pages[-1]["next"]))
     return [page["items"] for page in pages]
 
 

@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
-from sqlalchemy.orm import sessionmaker
 
 from . import health, items
 from .db import create_db_engine
@@ -21,11 +19,13 @@ SERVICE_NAME = __name__.partition(".")[0]
 
 
 def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAPI:
-    engine = create_db_engine(settings.sqlalchemy_url, application_name=SERVICE_NAME)
+    engine = create_db_engine(
+        settings.sqlalchemy_url, application_name=SERVICE_NAME, timeout_ms=settings.db_timeout_ms
+    )
     runtime = Runtime(
         engine=engine,
-        sessions=sessionmaker(engine, expire_on_commit=False),
         metrics=Metrics(),
+        db_timeout_ms=settings.db_timeout_ms,
         lifecycle=lifecycle or Lifecycle(),
     )
 
@@ -46,12 +46,8 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         redirect_slashes=False,
     )
     app.state.runtime = runtime
-    for router in (health.router, items.router):
-        # HEAD wherever GET is (RFC 9110); uvicorn sends the headers, never the body.
-        for route in router.routes:
-            if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
-                route.methods.add("HEAD")
-        app.include_router(router)
+    app.include_router(health.router)
+    app.include_router(items.router)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(TelemetryMiddleware, metrics=runtime.metrics)
