@@ -24,10 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 API_VERSION = "1.0.0"
 
 DESCRIPTION = (
-    "Every 4xx/5xx body is JSON: `Error`, or `ValidationError` for 422. An unknown "
-    "path answers 404 and a known path with an undeclared method 405 (with `Allow`); "
-    "see `components.responses`. A client that hangs up before the answer gets "
-    "none: the service records it as 499. Request bodies are limited to 64 KiB (413)."
+    "Every 4xx/5xx body is JSON: `Error`, or `ValidationError` for 422. Answers that "
+    "belong to no operation are in `components.responses`: an unknown path (404), a "
+    "known path with an undeclared method (405, with `Allow`), and what the HTTP "
+    "server itself may refuse before routing (a request it cannot parse 400, a slow "
+    "client 408, request headers over 64 KiB 431). A client that hangs up before "
+    "the answer gets none: the service records it as 499. Request bodies are limited "
+    "to 64 KiB (413)."
 )
 
 # Unicode White_Space: what the service trims from names (pydantic strips this
@@ -116,6 +119,20 @@ def _shared_responses() -> dict[str, Any]:
         "MethodNotAllowed": {
             "description": "The path exists; the method does not (`method_not_allowed`).",
             "headers": _ALLOW,
+            "content": error,
+        },
+        # The HTTP server's own refusals, before any route (http_protocol.py).
+        "BadRequest": {
+            "description": "Not a parsable HTTP request (`bad_request`).",
+            "content": error,
+        },
+        "RequestTimeout": {
+            "description": "The request head or body stalled for 10 s (`request_timeout`).",
+            "content": error,
+        },
+        "RequestHeaderFieldsTooLarge": {
+            "description": "The request line and headers are over 64 KiB "
+            "(`request_header_fields_too_large`).",
             "content": error,
         },
     }
