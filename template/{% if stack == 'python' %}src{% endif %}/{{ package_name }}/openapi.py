@@ -2,9 +2,10 @@
 
 FastAPI derives operations, parameters and bodies from the routes; the routes
 declare their error statuses with `errors(...)`. What FastAPI cannot derive
-is added here, from the routes themselves: a HEAD operation for every GET
-(same statuses and headers, no body) and the responses that belong to no
-single operation (unknown path, wrong method). `make openapi` writes the
+is added here: a HEAD operation for every GET (the telemetry middleware
+serves HEAD as GET; same statuses and headers, no body) and the responses
+that belong to no single operation (unknown path, wrong method, the HTTP
+server's own refusals). `make openapi` writes the
 document, `make openapi-check` fails when the code and the file disagree,
 and `make contract` holds the running service to the file.
 """
@@ -12,7 +13,6 @@ and `make contract` holds the running service to the file.
 from __future__ import annotations
 
 import copy
-import warnings
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI
@@ -162,21 +162,18 @@ def _whole_numbers_as_ints(node: Any) -> Any:
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
-    with warnings.catch_warnings():
-        # A route serving GET and HEAD is one operationId under two methods;
-        # its HEAD operation is rebuilt from the GET below, under an id of its own.
-        warnings.filterwarnings("ignore", message="Duplicate Operation ID")
-        document = get_openapi(
-            title=app.title,
-            version=API_VERSION,
-            openapi_version="3.1.0",
-            description=DESCRIPTION,
-            routes=app.routes,
-        )
+    document = get_openapi(
+        title=app.title,
+        version=API_VERSION,
+        openapi_version="3.1.0",
+        description=DESCRIPTION,
+        routes=app.routes,
+    )
     paths: dict[str, dict[str, Any]] = document.get("paths", {})
     for path, operations in paths.items():
         if "get" in operations:
-            # Next to its GET, so the file reads in method order.
+            # Next to its GET, so the file reads in method order (a HEAD the
+            # routes declare themselves is replaced: it would describe a body).
             operations_in_order = {}
             for method, operation in operations.items():
                 if method == "head":
