@@ -44,7 +44,8 @@ class Intended:
 
     path: str  # fnmatch pattern of the rendered path
     why: str
-    when: dict[str, str] = field(default_factory=dict)  # limited to these answers (resolved)
+    # limited to these answers (resolved); not hashed: a dict is not hashable
+    when: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 _CONTRACT = "issue 11, the contract gate"
