@@ -54,7 +54,9 @@ PY = sys.executable
 
 # Service-owned paths that platform files include: an update creates them when
 # missing, and otherwise never changes them (copier.yml `_skip_if_exists`).
-SERVICE_OWNED_IF_MISSING = tuple(f"deploy/overlays/{env}/custom/" for env in ENVS)
+CUSTOM_COMPONENTS = tuple(f"deploy/overlays/{env}/custom/" for env in ENVS)
+# The API document the contract gates read, which `make openapi` rewrites.
+SERVICE_OWNED_IF_MISSING = (*CUSTOM_COMPONENTS, "openapi.yaml")
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ def _make_older_release(tree: Path) -> None:
 
     # Repos generated before the custom components existed: no component, and
     # overlays that do not include one.
-    for component in SERVICE_OWNED_IF_MISSING:
+    for component in CUSTOM_COMPONENTS:
         shutil.rmtree(template / component)
         overlay = template / Path(component).parent / "kustomization.yaml.jinja"
         text = overlay.read_text()
@@ -445,7 +447,7 @@ def test_the_update_creates_the_custom_components_older_repos_lack(
     update must create them, or the overlays would no longer build."""
     run = updated(stack, combo)
     fresh = render(**run.answers)
-    for component in SERVICE_OWNED_IF_MISSING:
+    for component in CUSTOM_COMPONENTS:
         rel = f"{component}kustomization.yaml"
         assert rel not in run.before
         assert (run.repo / rel).read_bytes() == (fresh / rel).read_bytes()
@@ -579,7 +581,7 @@ def test_switching_strategy_and_registry_leaves_no_stale_files(
     repo = writable_copy(run.repo, tmp_path / "service")
     commit_all(repo, update_env, "Take Slipway 0.2.0")
     # The team customises staging and deletes production's component.
-    staging, production = (repo / f"{c}kustomization.yaml" for c in SERVICE_OWNED_IF_MISSING)
+    staging, production = (repo / f"{c}kustomization.yaml" for c in CUSTOM_COMPONENTS)
     staging.write_text(TEAM_COMPONENT)
     production.unlink()
     commit_all(repo, update_env, "Customise the deploy")
