@@ -21,7 +21,7 @@ PINS_FILE = Path(__file__).with_name("pins.yml")
 # (migration tool, stack) pairs whose service template exists. A choice not
 # listed here is refused by its per-choice validator instead of rendering a
 # half-built service.
-AVAILABLE = frozenset({("alembic", "python")})
+AVAILABLE = frozenset({("alembic", "python"), ("golang-migrate", "go")})
 
 # Which stack each migration tool implies; golang-migrate is plain SQL and
 # works with every stack (Go is its natural default).
@@ -38,6 +38,11 @@ STACK_DEPLOY = {
     "python": {
         "migrate_command": ["/app/.venv/bin/python", "-m", "alembic", "upgrade", "head"],
         "writable_tmp": True,
+    },
+    "go": {
+        # the binary embeds its migrations (golang-migrate)
+        "migrate_command": ["/app/service", "migrate", "up"],
+        "writable_tmp": False,
     },
 }
 

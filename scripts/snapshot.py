@@ -18,6 +18,8 @@ def copy_template(dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "copier.yml", dst / "copier.yml")
     shutil.copytree(ROOT / "template", dst / "template")
+    # per-stack fragments that template/ files include
+    shutil.copytree(ROOT / "partials", dst / "partials")
     shutil.copytree(
         ROOT / "extensions", dst / "extensions", ignore=shutil.ignore_patterns("__pycache__")
     )

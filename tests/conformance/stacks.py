@@ -18,11 +18,18 @@ from typing import Any
 class Stack:
     answers: dict[str, Any]  # copier answers that select the stack
     command: Callable[[Path, str], list[str]]  # (render dir, package name) -> argv
+    build: tuple[str, ...] = ()  # make targets after `make setup` that produce `command`
 
 
 STACKS: dict[str, Stack] = {
     "python": Stack(
         answers={},  # the defaults: alembic -> python
         command=lambda root, package: [str(root / ".venv/bin/python"), "-m", package],
+    ),
+    "go": Stack(
+        answers={"migration_tool": "golang-migrate", "stack": "go"},
+        # `make build` writes it (bin/ is git-ignored)
+        command=lambda root, package: [str(root / "bin" / "service")],
+        build=("build",),
     ),
 }
