@@ -77,6 +77,21 @@ func (rec *recorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (read deadlines).
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
+// boundLeftoverBody limits what the server does with a body the handler did
+// not read to the end: before reusing the connection it reads the rest, and
+// without a deadline a client could stall it forever. After a 408 the body
+// has already stalled, so the connection closes at once.
+func (a *API) boundLeftoverBody(w http.ResponseWriter, r *http.Request, status int) {
+	if r.ContentLength == 0 {
+		return
+	}
+	deadline := time.Now().Add(a.bodyIdle)
+	if status == http.StatusRequestTimeout {
+		deadline = time.Now()
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(deadline) // unsupported by test recorders
+}
+
 // quietPaths are polled by probes and scrapers: logged at debug only.
 var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
@@ -84,6 +99,7 @@ func (a *API) observe(w http.ResponseWriter, r *http.Request, route string, serv
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	serve(rec)
+	a.boundLeftoverBody(w, r, rec.status)
 	status := rec.status
 	if status == 0 {
 		if r.Context().Err() != nil {
