@@ -51,7 +51,11 @@ def test_head_answers_like_get_without_a_body(
         follow = read_head(sock, head.rest)
     assert head.status == got.status, f"HEAD {target} -> {head.status}, GET -> {got.status}"
     assert follow.status == 200, "the response after HEAD is garbled"
-    assert head.rest.startswith(b"HTTP/1.1 "), f"HEAD {target} sent a body: {head.rest[:200]!r}"
+    # the next response may come in a later packet (rest empty), but nothing
+    # else may come between the two
+    assert not head.rest or head.rest.startswith(b"HTTP/1.1 "), (
+        f"HEAD {target} sent a body: {head.rest[:200]!r}"
+    )
     same = {k: v for k, v in got.headers.items() if k not in VOLATILE}
     assert {k: v for k, v in head.headers.items() if k in same} == same, (
         f"HEAD {target} headers {head.headers} differ from GET's {got.headers}"

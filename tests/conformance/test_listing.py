@@ -48,6 +48,7 @@ def _page(client: httpx.Client, **params: Any) -> dict[str, Any]:
 def _walk(client: httpx.Client, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
     """Every page, following `next` until it is null."""
     pages = [_page(client, limit=limit, **params)]
+    params.pop("cursor", None)  # the first page's; later pages follow `next`
     while pages[-1]["next"] is not None:
         assert len(pages) < 10_000, "`next` never became null"
         pages.append(_page(client, limit=limit, cursor=pages[-1]["next"], **params))

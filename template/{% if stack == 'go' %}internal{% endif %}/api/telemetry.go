@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -38,9 +39,34 @@ func newMetrics() *metrics {
 	}
 	reg.MustRegister(m.requests, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	m.handler = withLength(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
 }
+
+// withLength buffers an answer to send it with Content-Length instead of
+// chunked, so a HEAD gets the same headers as the GET (a scrape is small).
+func withLength(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+		next.ServeHTTP(buf, r)
+		for k, v := range buf.header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(buf.body.Len()))
+		w.WriteHeader(buf.status)
+		_, _ = w.Write(buf.body.Bytes())
+	})
+}
+
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header         { return b.header }
+func (b *bufferedWriter) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedWriter) WriteHeader(status int)      { b.status = status }
 
 var knownMethods = map[string]bool{
 	"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true,
