@@ -216,6 +216,7 @@ def test_migrate_check_fails_on_schema_drift_and_cleans_up(
     assert "+ column items.sku character varying(40)" in output(result)
 
     # recording the new schema makes it pass again
+    planted.write("migrations/schema.txt", (service / "migrations" / "schema.txt").read_text())
     check_make(service, "migrate-schema", env)
     assert "column items.sku" in (service / "migrations" / "schema.txt").read_text()
     check_make(service, "migrate-check", env)
@@ -334,7 +335,8 @@ def test_dockerfile_passes_hadolint_at_info(render: RenderFn) -> None:
 
 def test_migration_job_runs_the_binary_of_the_image(render: RenderFn) -> None:
     root = render(**GO, migration_runner="job")
-    job = yaml.safe_load((root / "deploy" / "migrate" / "job.yaml").read_text())
+    docs = yaml.safe_load_all((root / "deploy" / "migrate" / "job.yaml").read_text())
+    [job] = [doc for doc in docs if doc["kind"] == "Job"]
     [container] = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["/app/service", "migrate", "up"]
 
