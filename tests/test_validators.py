@@ -32,14 +32,9 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("description-too-long", {"description": "x" * 301}, ["301 characters", "at most 300"]),
     ("prisma", {"migration_tool": "prisma"}, ["prisma needs a typescript service", "alembic"]),
     (
-        "golang-migrate",
-        {"migration_tool": "golang-migrate"},
-        ["golang-migrate needs a", "choose one of: alembic"],
-    ),
-    (
         "golang-migrate-python",
         {"migration_tool": "golang-migrate", "stack": "python"},
-        ["golang-migrate needs a", "alembic"],
+        ["A python service with golang-migrate is not part", "available with golang-migrate: go"],
     ),
     (
         "alembic-with-go",
