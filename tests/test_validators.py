@@ -50,14 +50,16 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
 
 def _unshipped() -> list[tuple[str, dict[str, Any], list[str]]]:
     """Every (tool, stack) pair the registry does not ship yet is refused, naming
-    the tools that do ship."""
+    the stacks the tool ships with, or the tools that do ship if it has none."""
     shipped = sorted({tool for tool, _ in available_pairs()})
     cases = []
     for tool, stacks in stacks_by_tool().items():
+        built = sorted(s for t, s in available_pairs() if t == tool)
         for stack in stacks:
             if (tool, stack) not in available_pairs():
                 answers = {"migration_tool": tool, **({"stack": stack} if len(stacks) > 1 else {})}
-                cases.append((f"{tool}-{stack}-unshipped", answers, [tool, *shipped]))
+                named = [stack, f"available with {tool}: {', '.join(built)}"] if built else shipped
+                cases.append((f"{tool}-{stack}-unshipped", answers, [tool, *named]))
     return cases
 
 

@@ -7,11 +7,12 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from extensions.slipway import load_pins
+from extensions.slipway import default_stack, load_pins, stack_profile
 from tests.conftest import ROOT, RenderFn
 from tests.support.combos import (
     SETUP_ACTION,
@@ -271,17 +272,43 @@ def test_workflows_are_stack_agnostic() -> None:
     assert "'partials/stacks/' ~ stack ~ '/setup-steps.yml.jinja'" in action
 
 
-def test_setup_action_installs_the_stack_toolchain(rendered: list[Rendered]) -> None:
-    runtime = load_pins()["runtimes"]["python"]["version"]
+# The action that installs each pin a registry `toolchain` names, and the input
+# that must carry that pin (None: read from the stack's own file, checked below).
+SETUP_ACTIONS = {
+    "runtimes.python": ("actions/setup-python", "python-version"),
+    "tools.uv": ("astral-sh/setup-uv", "version"),
+    "tools.go": ("actions/setup-go", None),
+}
 
+
+def _pin(key: str) -> str:
+    section, name = key.split(".")
+    value = load_pins()[section][name]
+    return str(value["version"] if isinstance(value, dict) else value)
+
+
+def profile(r: Rendered) -> dict[str, Any]:
+    tool = r.answers.get("migration_tool", "alembic")
+    return stack_profile(tool, r.answers.get("stack") or default_stack(tool))
+
+
+def test_setup_action_installs_the_stack_toolchain(rendered: list[Rendered]) -> None:
     def check(r: Rendered) -> Iterator[str]:
         action = r.setup_action()
+        toolchain = profile(r)["toolchain"]
+        expected = [SETUP_ACTIONS[key][0] for key in toolchain] + ["make setup"]
         got = [str(s.get("uses", s.get("run"))).split("@")[0] for s in action["runs"]["steps"]]
-        if got != ["actions/setup-python", "astral-sh/setup-uv", "make setup"]:
-            yield f"setup action steps are {got}"
-        python = action["runs"]["steps"][0]["with"]["python-version"]
-        if python != runtime:
-            yield f"setup-python {python}, pinned runtime {runtime}"
+        if got != expected:
+            yield f"setup action steps are {got}, the registry's toolchain needs {expected}"
+            return
+        for key, step in zip(toolchain, action["runs"]["steps"], strict=False):
+            field = SETUP_ACTIONS[key][1]
+            if field and step["with"][field] != _pin(key):
+                yield f"{step['uses']} {field}={step['with'][field]}, pinned {_pin(key)}"
+            if key == "tools.go":  # setup-go reads go.mod, whose toolchain line is the pin
+                go_mod = (r.root / step["with"]["go-version-file"]).read_text()
+                if f"\ntoolchain go{_pin(key)}\n" not in go_mod:
+                    yield f"go.mod's toolchain is not go{_pin(key)}"
         deploy = r.workflow("deploy")["jobs"]
         for where, job in [("deploy", j) for j in deploy.values()]:
             for step in steps(job):
@@ -298,7 +325,7 @@ def test_dependabot_updates_actions_docker_and_the_stack_weekly_with_cooldown(
     def check(r: Rendered) -> Iterator[str]:
         config = yaml.safe_load((r.root / ".github/dependabot.yml").read_text())
         updates = {u["package-ecosystem"]: u for u in config["updates"]}
-        if set(updates) != {"github-actions", "docker", "uv"}:
+        if set(updates) != {"github-actions", "docker", profile(r)["dependabot"]}:
             yield f"ecosystems are {sorted(updates)}"
         if "/.github/actions/setup" not in updates["github-actions"].get("directories", []):
             yield "the composite setup action's pins are not updated"
