@@ -12,11 +12,13 @@ from pathlib import Path
 import pathspec
 import pytest
 
+from extensions.slipway import service_owned
 from tests.conftest import RenderFn
 
 DEFAULT_TEAM = "@acme/platform"
-# Service-owned paths (copier.yml `_exclude` on update): the team's own code.
-SERVICE_OWNED = ("src/", "tests/", "migrations/versions/")
+# Service-owned paths (the stack registry's, excluded on update), except
+# local.mk, which the Makefile runs in the deploy jobs.
+SERVICE_OWNED = tuple(p for p in service_owned("alembic", "python") if p != "local.mk")
 # Run with production credentials after a merge although the service owns them.
 HOOKS = ("local.mk", "deploy/overlays/staging/custom/kustomization.yaml")
 # Files that run in or shape the deploy jobs.
