@@ -525,7 +525,7 @@ def test_promotion_policy_per_environment(builds: dict[str, Built], combo: str) 
             t["metadata"]["name"]: t for t in built.objects("production", "AnalysisTemplate")
         }
         longest = max(
-            int(m["count"]) * _seconds(m["interval"])
+            _seconds(m.get("initialDelay", "0s")) + int(m["count"]) * _seconds(m["interval"])
             for ref in production[1]["postPromotionAnalysis"]["templates"]
             for m in templates[ref["templateName"]]["spec"]["metrics"]
         )
@@ -745,8 +745,10 @@ def test_the_commented_examples_work_once_uncommented(
             container["resources"]
             != built.one(env, "Rollout")["spec"]["template"]["spec"]["containers"][0]["resources"]
         )
-        if uses_nginx(built.answers):  # the active host patch is still there
-            assert built.one(env, "Ingress") == next(d for d in docs if d["kind"] == "Ingress")
+        if uses_nginx(built.answers):  # the active patch is still there, plus cert-manager's
+            expected = copy.deepcopy(built.one(env, "Ingress"))
+            expected["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] = "letsencrypt"
+            assert next(d for d in docs if d["kind"] == "Ingress") == expected
         errors = [
             e for d in (configmap, pod_template_as_deployment(rollout)) for e in k8s_errors(d)
         ]

@@ -38,7 +38,9 @@ pytestmark = pytest.mark.xdist_group("render")
 BASELINE = "049877c7e8b12ea6ddcfb69d519976805387698a"
 
 
-@dataclass(frozen=True)
+# eq=False: entries hash by identity (the `when` dict is unhashable), which is
+# all test_every_intended_change_happens needs to collect them in a set.
+@dataclass(frozen=True, eq=False)
 class Intended:
     """A change the working tree makes on purpose, relative to BASELINE."""
 
@@ -47,7 +49,46 @@ class Intended:
     when: dict[str, str] = field(default_factory=dict)  # limited to these answers (resolved)
 
 
+# Issue 12 (pipeline and cluster hardening, round two).
+_ISSUE_12 = "issue 12: "
 INTENDED: tuple[Intended, ...] = (
+    Intended(".copier-answers.yml", _ISSUE_12 + "the new platform_team answer"),
+    Intended(".github/CODEOWNERS", _ISSUE_12 + "platform team reviews platform files and hooks"),
+    Intended(
+        ".github/workflows/deploy.yml",
+        _ISSUE_12 + "one lock per environment, SBOM and attest jobs, no-cache, env-only make",
+    ),
+    Intended(".github/workflows/rollback.yml", _ISSUE_12 + "main only, env-only make"),
+    Intended(".github/zizmor.yml", _ISSUE_12 + "pedantic and auditor personas"),
+    Intended(
+        "Makefile", _ISSUE_12 + "zizmor auditor persona; why values come from the environment"
+    ),
+    Intended("README.md", _ISSUE_12 + "CODEOWNERS, AKS Entra ID, Docker Hub tokens, PSA, TLS"),
+    Intended(
+        "deploy/base/analysis.yaml",
+        _ISSUE_12 + "Prometheus analysis fails closed",
+        {"analysis_provider": "prometheus"},
+    ),
+    Intended("deploy/base/guardrails.yaml", _ISSUE_12 + "PDB unhealthyPodEvictionPolicy"),
+    Intended(
+        "deploy/base/ingress.yaml",
+        _ISSUE_12 + "TLS and ssl-redirect",
+        {"traffic_router": "nginx"},
+    ),
+    Intended("deploy/base/rollout.yaml", _ISSUE_12 + "ephemeral-storage, pull Secret"),
+    Intended(
+        "deploy/migrate/job.yaml",
+        _ISSUE_12 + "ephemeral-storage, the Rollout's pull Secret",
+        {"migration_runner": "job"},
+    ),
+    Intended(
+        "deploy/overlays/*/custom/kustomization.yaml",
+        _ISSUE_12 + "TLS patch (NGINX) and ephemeral-storage in the examples",
+    ),
+    Intended(
+        "deploy/overlays/production/defaults/kustomization.yaml",
+        _ISSUE_12 + "ephemeral-storage in production's resources",
+    ),
     Intended(
         "*",
         "the Go + golang-migrate stack is new (issue 10); the baseline refused it",

@@ -42,6 +42,7 @@ TOOL_SOURCES: dict[str, Source] = {
     "trufflehog": GitTags("trufflesecurity/trufflehog"),
     "gitleaks": GitTags("gitleaks/gitleaks"),
     "kubectl": GitTags("kubernetes/kubernetes"),
+    "kubelogin": GitTags("Azure/kubelogin"),
     "kustomize": GitTags("kubernetes-sigs/kustomize", prefix="kustomize/"),
     "argo_rollouts": GitTags("argoproj/argo-rollouts"),
     "bombardier": GitTags("codesenberg/bombardier"),
