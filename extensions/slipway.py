@@ -165,6 +165,33 @@ def github_owner_error(value: str) -> str:
     )
 
 
+# CODEOWNERS owners: a user login, or a team of the repository's owner
+# (GitHub ignores a team of any other organisation). Team slugs are
+# letters, digits, hyphens and underscores.
+CODEOWNER_RE = re.compile(
+    r"^@(?P<login>[A-Za-z0-9-]+)(?:/(?P<team>[A-Za-z0-9][A-Za-z0-9_-]{0,99}))?$"
+)
+
+
+def codeowner_error(value: str, github_owner: str) -> str:
+    value = str(value)
+    owner = str(github_owner)
+    example = f"@{owner.lower()}/platform"
+    match = CODEOWNER_RE.match(value)
+    if not match or not GITHUB_OWNER_RE.match(match["login"]):
+        return (
+            f"'{value}' is not a GitHub team or user handle: use @<org>/<team> or @<login> "
+            f"(letters, digits, single hyphens; teams may use underscores), e.g. {example}."
+        )
+    if match["team"] and match["login"].lower() != owner.lower():
+        return (
+            f"The team '{value}' belongs to '{match['login']}', but only teams of the "
+            f"repository's owner '{owner}' can be code owners: use @{owner}/<team> "
+            f"(e.g. {example}) or a user @<login>."
+        )
+    return ""
+
+
 def default_stack(migration_tool: str) -> str:
     by_tool = stacks_by_tool()
     return by_tool.get(str(migration_tool), next(iter(by_tool.values())))[0]
@@ -272,6 +299,7 @@ FILTERS = {
     "slugify": slugify,
     "slug_error": slug_error,
     "github_owner_error": github_owner_error,
+    "codeowner_error": codeowner_error,
     "default_stack": default_stack,
     "stack_unavailable": stack_unavailable,
     "stack_error": stack_error,

@@ -88,7 +88,8 @@ def prepared_service(
         if stack not in cache:
             dst = tmp_path_factory.mktemp(f"service-{stack}") / "service"
             shutil.copytree(render(**STACKS[stack].answers), dst, symlinks=True)
-            check_make(dst, "setup", service_env)
+            for target in ("setup", *STACKS[stack].build):
+                check_make(dst, target, service_env)
             cache[stack] = dst
         return cache[stack]
 

@@ -38,24 +38,44 @@ pytestmark = pytest.mark.xdist_group("render")
 BASELINE = "049877c7e8b12ea6ddcfb69d519976805387698a"
 
 
-@dataclass(frozen=True)
+# eq=False: entries hash by identity (the `when` dict is unhashable), which is
+# all test_every_intended_change_happens needs to collect them in a set.
+@dataclass(frozen=True, eq=False)
 class Intended:
     """A change the working tree makes on purpose, relative to BASELINE."""
 
     path: str  # fnmatch pattern of the rendered path
     why: str
-    # limited to these answers (resolved); not hashed: a dict is not hashable
-    when: dict[str, str] = field(default_factory=dict, hash=False)
+    when: dict[str, str] = field(default_factory=dict)  # limited to these answers (resolved)
 
 
+# Issue 12 (pipeline and cluster hardening, round two).
+_ISSUE_12 = "issue 12: "
+# Issue 11 (the contract gate) and contract 0.2 in the Python service.
 _CONTRACT = "issue 11, the contract gate"
 _RESILIENCE = "contract 0.2 in the Python service (DB bounds, 499, HEAD, keyset pages)"
 _PYTHON = {"stack": "python"}
 INTENDED: tuple[Intended, ...] = (
+    Intended(".copier-answers.yml", _ISSUE_12 + "the new platform_team answer"),
+    Intended(".github/CODEOWNERS", _ISSUE_12 + "platform team reviews platform files and hooks"),
+    Intended(
+        ".github/workflows/deploy.yml",
+        _ISSUE_12 + "one lock per environment, SBOM and attest jobs, no-cache, env-only make",
+    ),
+    Intended(".github/workflows/rollback.yml", _ISSUE_12 + "main only, env-only make"),
+    Intended(".github/zizmor.yml", _ISSUE_12 + "pedantic and auditor personas"),
+    Intended(
+        "Makefile",
+        _ISSUE_12 + "zizmor auditor persona; why values come from the environment; "
+        f"{_CONTRACT}: openapi, openapi-check, contract, contract-diff",
+    ),
+    Intended(
+        "README.md",
+        _ISSUE_12 + "CODEOWNERS, AKS Entra ID, Docker Hub tokens, PSA, TLS; "
+        f"{_CONTRACT}: The API contract; {_RESILIENCE}",
+    ),
     Intended("openapi.yaml", f"{_CONTRACT}: the committed OpenAPI document"),
     Intended("schemathesis.toml", f"{_CONTRACT}: how `make contract` runs Schemathesis"),
-    Intended("Makefile", f"{_CONTRACT}: openapi, openapi-check, contract, contract-diff"),
-    Intended("README.md", f"{_CONTRACT}: The API contract; {_RESILIENCE}"),
     Intended(".github/workflows/ci.yml", f"{_CONTRACT}: the API contract job"),
     Intended(".yamllint.yml", f"{_CONTRACT}: openapi.yaml's patterns cannot break lines"),
     Intended("pyproject.toml", f"{_CONTRACT}: dev deps; {_RESILIENCE}: httptools", _PYTHON),
@@ -64,6 +84,36 @@ INTENDED: tuple[Intended, ...] = (
     Intended("scripts/contract.py", f"{_CONTRACT}: make contract", _PYTHON),
     Intended("src/*", f"{_CONTRACT}: the emitted document; {_RESILIENCE}", _PYTHON),
     Intended("tests/*", f"{_RESILIENCE}, in the service's own tests", _PYTHON),
+    Intended(
+        "deploy/base/analysis.yaml",
+        _ISSUE_12 + "Prometheus analysis fails closed",
+        {"analysis_provider": "prometheus"},
+    ),
+    Intended("deploy/base/guardrails.yaml", _ISSUE_12 + "PDB unhealthyPodEvictionPolicy"),
+    Intended(
+        "deploy/base/ingress.yaml",
+        _ISSUE_12 + "TLS and ssl-redirect",
+        {"traffic_router": "nginx"},
+    ),
+    Intended("deploy/base/rollout.yaml", _ISSUE_12 + "ephemeral-storage, pull Secret"),
+    Intended(
+        "deploy/migrate/job.yaml",
+        _ISSUE_12 + "ephemeral-storage, the Rollout's pull Secret",
+        {"migration_runner": "job"},
+    ),
+    Intended(
+        "deploy/overlays/*/custom/kustomization.yaml",
+        _ISSUE_12 + "TLS patch (NGINX) and ephemeral-storage in the examples",
+    ),
+    Intended(
+        "deploy/overlays/production/defaults/kustomization.yaml",
+        _ISSUE_12 + "ephemeral-storage in production's resources",
+    ),
+    Intended(
+        "*",
+        "the Go + golang-migrate stack is new (issue 10); the baseline refused it",
+        {"stack": "go"},
+    ),
 )
 
 
@@ -199,12 +249,13 @@ def test_render_equals_baseline(compare: Any, answers: dict[str, Any]) -> None:
 
 def test_every_intended_change_happens(compare: Any) -> None:
     """A listed change that no render shows is stale: the list must stay exact."""
-    seen = {
+    # a list: entries hold a dict (`when`), so they are not hashable
+    seen = [
         entry
         for _, answers in ANSWER_SETS
         for rel in compare(answers)
         if (entry := intended_for(answers, rel))
-    }
+    ]
     stale = [entry for entry in INTENDED if entry not in seen]
     assert not stale, f"INTENDED lists changes no render makes: {stale}"
 

@@ -107,8 +107,7 @@ async def create_item(payload: ItemCreate, runtime: RuntimeDep, response: Respon
             insert(Item)
             .values(name=payload.name, description=payload.description)
             .returning(*_COLUMNS)
-        ).one()
-        conn.commit()
+        ).one()  # one statement: committed on its own (Runtime.db)
         return ItemOut.model_validate(row)
 
     item = await runtime.db(create)
