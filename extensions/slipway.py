@@ -48,8 +48,8 @@ def load_pins(path: Path = PINS_FILE) -> dict[str, Any]:
 def load_rollout(path: Path = ROLLOUT_FILE) -> dict[str, Any]:
     """Canary steps per environment and analysis settings (extensions/rollout.yml)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not {"canary", "analysis"} <= set(data):
-        raise ValueError(f"{path}: expected `canary:` and `analysis:` mappings")
+    if not isinstance(data, dict) or not {"canary", "analysis", "blue_green"} <= set(data):
+        raise ValueError(f"{path}: expected `canary:`, `analysis:` and `blue_green:` mappings")
     for env, steps in data["canary"].items():
         for step in steps:
             if step not in ("analysis", "gate") and not (
@@ -65,6 +65,25 @@ def duration_text(value: Any) -> str:
     if not match:
         raise ValueError(f"not a duration like 15s, 1m or 1h: {value!r}")
     return f"{match[1]} {dict(s='s', m='min', h='h')[match[2]]}"
+
+
+def analysis_seconds(metric: str) -> int:
+    """How long one analysis metric of extensions/rollout.yml runs (count x interval)."""
+    settings = load_rollout()["analysis"][str(metric)]
+    seconds = {"s": 1, "m": 60, "h": 3600}
+    interval = re.fullmatch(r"(\d+)([smh])", str(settings["interval"]))
+    if not interval:
+        raise ValueError(f"{ROLLOUT_FILE}: {metric} has interval {settings['interval']!r}")
+    return int(settings["count"]) * int(interval[1]) * seconds[interval[2]]
+
+
+def span_text(seconds: Any) -> str:
+    """60 -> `1 minute`, 300 -> `5 minutes`, 45 -> `45 s`."""
+    value = int(seconds)
+    if value % 60:
+        return f"{value} s"
+    minutes = value // 60
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
 
 
 def percent(value: Any) -> str:
@@ -335,6 +354,8 @@ FILTERS = {
     "gha_safe": gha_safe,
     "duration_text": duration_text,
     "percent": percent,
+    "analysis_seconds": analysis_seconds,
+    "span_text": span_text,
     "uses": uses,
 }
 

@@ -390,3 +390,9 @@ def test_platform_requirements_resolve_pins_and_refuse_unknown_ones() -> None:
     ]
     with pytest.raises(ValueError, match=r"\{tools\.nope\}"):
         slipway.platform_requires({"platform_requires": {"dev": ["y=={tools.nope}"]}}, pins)
+
+
+def test_analysis_seconds_and_span_text() -> None:
+    health = slipway.load_rollout()["analysis"]["health"]
+    assert slipway.analysis_seconds("health") == health["count"] * int(health["interval"][:-1])
+    assert [slipway.span_text(s) for s in (60, 300, 45)] == ["1 minute", "5 minutes", "45 s"]

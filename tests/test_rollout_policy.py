@@ -96,3 +96,29 @@ def test_readme_quotes_the_registry(render: RenderFn, provider: str) -> None:
     else:
         assert f"at or above {percent(analysis['success_rate']['minimum'])} %" in readme
         assert f"under {analysis['latency']['p95_below_seconds']} s" in readme
+
+
+def _seconds(duration: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([smh])", duration).groups()  # type: ignore[union-attr]
+    return int(number) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+@pytest.mark.parametrize("provider", ["web", "prometheus"])
+def test_blue_green_keeps_old_pods_longer_than_the_post_promotion_analysis(
+    render: RenderFn, provider: str
+) -> None:
+    root = render(analysis_provider=provider)
+    docs = load_docs(build(root, "production"))
+    (rollout,) = [d for d in docs if d["kind"] == "Rollout"]
+    blue_green = rollout["spec"]["strategy"]["blueGreen"]
+    delay = blue_green["scaleDownDelaySeconds"]
+    assert delay == load_rollout()["blue_green"]["scale_down_delay_seconds"][provider]
+    names = {t["templateName"] for t in blue_green["postPromotionAnalysis"]["templates"]}
+    templates = [d for d in docs if d["kind"] == "AnalysisTemplate"]
+    longest = max(
+        m["count"] * _seconds(m["interval"])
+        for t in templates
+        if t["metadata"]["name"] in names
+        for m in t["spec"]["metrics"]
+    )
+    assert delay > longest, f"old pods go after {delay} s; the analysis runs {longest} s"
