@@ -153,7 +153,7 @@ def service_owned(migration_tool: str, stack: str | None = None) -> list[str]:
     paths += profile.get("locks", [])
     if profile.get("migrations_dir"):
         paths.append(profile["migrations_dir"])
-    return [*paths, "local.mk"]
+    return list(dict.fromkeys([*paths, "local.mk"]))  # a lock may also be listed as code
 
 
 _PIN_REF = re.compile(r"\{(tools|runtimes)\.([A-Za-z0-9_]+)\}")
