@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -171,7 +172,7 @@ class Cluster:
         return httpx.get(
             self.server + path,
             headers={"Authorization": f"Bearer {self.pki.token}"},
-            verify=str(self.pki.ca_cert),
+            verify=ssl.create_default_context(cafile=str(self.pki.ca_cert)),
             timeout=5,
         )
 
