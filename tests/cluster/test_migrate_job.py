@@ -60,8 +60,12 @@ def test_a_failed_migration_stops_before_any_rollout_change(deploy_project: Proj
     # backoffLimit 1: one retry, and both pods failed.
     assert job["status"].get("failed") == 2, job["status"]
 
+    # No rollout change: same pod template, same revision. (Not the
+    # generation: the HPA scaling the Rollout to its minimum bumps that.)
     after = project.rollout()
-    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"]["template"] == before["spec"]["template"]
+    revision = "rollout.argoproj.io/revision"
+    assert after["metadata"]["annotations"][revision] == before["metadata"]["annotations"][revision]
     assert project.rollout_image() == v1
     images = {
         rs["spec"]["template"]["spec"]["containers"][0]["image"]
