@@ -1,7 +1,8 @@
 """Fixtures for deploying generated repos to the suite's real cluster.
 
 One cluster per test session, owned by one pytest-xdist worker: every test
-here is in the `cluster` xdist group (`make test` runs `--dist loadgroup`).
+module here sets `pytestmark = CLUSTER` (the `cluster` xdist group; `make
+test` runs `--dist loadgroup`).
 Each test gets its own namespace and its own copy of a rendered project.
 """
 
@@ -25,13 +26,6 @@ from tests.support.cluster.build import ClusterBuildError, ensure_binaries
 from tests.support.cluster.control_plane import Cluster, running_cluster
 from tests.support.cluster.project import AnalysisTargets, DeployProject
 from tests.support.postgres import PostgresServer
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.xdist_group("cluster"))
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +71,9 @@ def analysis_targets(
             assert client.get("/items", params={"limit": 1}).json()["limit"] == 1
         yield AnalysisTargets(healthy=healthy.base_url, broken=broken.base_url)
 
+
+# Every test module here: one worker runs them all, against one cluster.
+CLUSTER = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 _namespaces = itertools.count(1)
 

@@ -9,7 +9,7 @@ from tests.cluster.checks import (
     deploy_ok,
     wait_healthy,
 )
-from tests.cluster.conftest import ProjectFn
+from tests.cluster.conftest import CLUSTER, ProjectFn
 from tests.support.cluster.project import digest_image, explain
 
 BLUE_GREEN = {
@@ -17,6 +17,8 @@ BLUE_GREEN = {
     "analysis_provider": "web",
     "migration_runner": "job",
 }
+
+pytestmark = CLUSTER
 
 
 def test_staging_promotes_after_analysis_and_rolls_back(deploy_project: ProjectFn) -> None:

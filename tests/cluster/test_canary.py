@@ -9,7 +9,7 @@ from tests.cluster.checks import (
     deploy_ok,
     wait_healthy,
 )
-from tests.cluster.conftest import ProjectFn
+from tests.cluster.conftest import CLUSTER, ProjectFn
 from tests.support.cluster.project import digest_image, explain
 
 CANARY = {
@@ -18,6 +18,8 @@ CANARY = {
     "analysis_provider": "web",
     "migration_runner": "job",
 }
+
+pytestmark = CLUSTER
 
 
 def test_staging_steps_through_analysis_and_rolls_back(deploy_project: ProjectFn) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.cluster.conftest import CLUSTER
 from tests.support.cluster.control_plane import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +25,8 @@ with tempfile.TemporaryDirectory(prefix="slipway-cluster-kill-") as tmp:
         print(json.dumps(cluster.pids()), flush=True)
         time.sleep(600)
 """
+
+pytestmark = CLUSTER
 
 
 def _alive(pid: int) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.cluster.checks import deploy_ok
-from tests.cluster.conftest import ProjectFn
+from tests.cluster.conftest import CLUSTER, ProjectFn
 from tests.support.cluster.project import DeployProject, digest_image, explain
 
 BLUE_GREEN = {
@@ -14,6 +14,8 @@ BLUE_GREEN = {
     "analysis_provider": "web",
     "migration_runner": "job",
 }
+
+pytestmark = CLUSTER
 
 
 def _job(project: DeployProject, image: str) -> dict[str, Any]:
