@@ -301,7 +301,8 @@ def ensure_binaries(versions: Versions | None = None) -> Path:
             "Go is not installed: the suite's Kubernetes control plane is built from the Go module "
             f"proxy. Install Go, or put prebuilt {', '.join(BINARIES)} in {bins}."
         )
-    with _locked(cache_dir(versions).with_suffix(".lock")):
+    key_dir = cache_dir(versions)
+    with _locked(key_dir.with_name(key_dir.name + ".lock")):
         if not missing(versions):  # another process built them while we waited
             return bins
         bins.mkdir(parents=True, exist_ok=True)
