@@ -17,13 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Starts a second cluster, prints its component PIDs, then waits to be killed.
 _HOLDER = """
-import json, sys, tempfile, time
+import json, sys, time
 from pathlib import Path
 from tests.support.cluster.control_plane import running_cluster
-with tempfile.TemporaryDirectory(prefix="slipway-cluster-kill-") as tmp:
-    with running_cluster(Path(tmp)) as cluster:
-        print(json.dumps(cluster.pids()), flush=True)
-        time.sleep(600)
+with running_cluster(Path(sys.argv[1])) as cluster:
+    print(json.dumps(cluster.pids()), flush=True)
+    time.sleep(600)
 """
 
 pytestmark = CLUSTER
@@ -56,10 +55,10 @@ def test_every_component_is_running(cluster: Cluster) -> None:
     assert "1.9.1" in plugin
 
 
-def test_a_killed_test_run_leaves_no_component_running(cluster: Cluster) -> None:
+def test_a_killed_test_run_leaves_no_component_running(cluster: Cluster, tmp_path: Path) -> None:
     # `cluster` first: the binaries exist, so the holder only starts processes.
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER],
+        [sys.executable, "-c", _HOLDER, str(tmp_path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
