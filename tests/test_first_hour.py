@@ -29,7 +29,7 @@ import yaml
 from extensions.slipway import load_pins
 from tests.conformance.stacks import STACKS
 from tests.conftest import RenderFn
-from tests.support.combos import make_calls, runs
+from tests.support.combos import combos, make_calls, runs
 from tests.support.postgres import PostgresServer, free_port
 from tests.test_update_lifecycle import git, git_env
 
@@ -547,3 +547,63 @@ def test_a_missing_database_url_says_how_to_set_one(showing_env: Path) -> None:
     done = run(showing_env, base, "make", "-s", "run", timeout=60)
     assert done.returncode != 0
     assert "cp .env.example .env" in done.stderr
+
+
+# --- the README ---------------------------------------------------------------------------
+
+
+def sections(readme: str) -> list[str]:
+    return re.findall(r"^## (.+)$", readme, re.M)
+
+
+def first_block(text: str) -> list[str]:
+    match = re.search(r"^```sh\n(.*?)^```", text, re.M | re.S)
+    assert match, "no shell block"
+    return [COMMENT.sub("", line).strip() for line in match.group(1).splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("stack", STACK_IDS)
+def test_readme_first_screen_gets_a_team_running(stack: str, render: RenderFn) -> None:
+    root = render(**STACKS[stack].answers)
+    readme = (root / "README.md").read_text()
+    assert sections(readme)[:2] == ["Get started", "What is where"]
+    start = readme.split("## Get started", 1)[1].split("\n## ", 1)[0]
+    assert len(start.strip().splitlines()) <= 25, "the first screen is longer than a screen"
+    assert "You need" in start.split("```", 1)[0], "prerequisites come first"
+    commands = first_block(start)
+    make_lines = [c for c in commands if c.startswith("make ")]
+    named = {t for c in make_lines for t in re.findall(r"make (\S+)", c)}
+    assert {"setup", "run", "ci"} <= named
+    listed = help_targets(run(root, {**os.environ}, "make", timeout=60).stdout)
+    assert named <= set(listed), named - set(listed)
+    # The same steps as the after-copy message (which a test runs as written).
+    message = yaml.safe_load((ROOT / "copier.yml").read_text())["_message_after_copy"]
+    assert set(commands) <= set(next_steps(message)), set(commands) - set(next_steps(message))
+
+
+@pytest.mark.parametrize("stack", STACK_IDS)
+def test_readme_draws_the_pipeline(stack: str, render: RenderFn) -> None:
+    readme = (render(**STACKS[stack].answers) / "README.md").read_text()
+    assert sections(readme)[2] == "The pipeline"
+    match = re.search(r"^```mermaid\n(.*?)^```", readme, re.M | re.S)
+    assert match, "no Mermaid diagram"
+    labels = dict(re.findall(r'(\w+)\["([^"<]+)', match.group(1)))
+    edges = re.findall(r"(\w+)\[?[^\n]*?-->(?:\|[^|]*\|)?\s*(\w+)", match.group(1))
+    named = {labels[a].strip(): labels[b].strip() for a, b in edges if b != "rollback"}
+    chain = ["Build", "Gates", "Image", "Migrate", "Deploy", "Analysis", "Promote"]
+    assert [named.get(a) for a in chain[:-1]] == chain[1:], named
+    assert ("analysis", "rollback") in edges and labels["rollback"] == "Roll back"
+    assert sections(readme)[3] == "Before the first deploy"
+
+
+def test_readme_is_a_ten_minute_read_with_working_links(render: RenderFn) -> None:
+    for answers in combos():
+        root = render(**answers)
+        readme = (root / "README.md").read_text()
+        words = len(readme.split())
+        # About 200 words a minute for instructions a team acts on.
+        assert words <= 2000, f"{answers}: README has {words} words"
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme):
+            assert (root / target).is_file(), f"{answers}: README links to missing {target}"
+        for page in (root / "docs").glob("*.md"):
+            assert "Managed by Slipway" in page.read_text().splitlines()[0]
