@@ -607,3 +607,25 @@ def test_readme_is_a_ten_minute_read_with_working_links(render: RenderFn) -> Non
             assert (root / target).is_file(), f"{answers}: README links to missing {target}"
         for page in (root / "docs").glob("*.md"):
             assert "Managed by Slipway" in page.read_text().splitlines()[0]
+
+
+def test_every_combo_meets_the_whitespace_hooks(render: RenderFn) -> None:
+    """What end-of-file-fixer and trailing-whitespace-fixer enforce, for every
+    combo (the hooks themselves run on one copy per stack, above): a fresh
+    copy must never fail its first commit on whitespace."""
+    problems = []
+    for answers in combos():
+        root = render(**answers)
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts):
+            data = path.read_bytes()
+            if b"\0" in data or not data:
+                continue
+            rel = path.relative_to(root).as_posix()
+            if not data.endswith(b"\n") or data.endswith(b"\n\n"):
+                problems.append(f"{answers}: {rel} does not end with exactly one newline")
+            for number, line in enumerate(data.splitlines(), 1):
+                stripped = line.rstrip()
+                # Markdown's two-space line break is allowed (--markdown-linebreak-ext).
+                if line != stripped and not (path.suffix == ".md" and line.endswith(b"  ")):
+                    problems.append(f"{answers}: {rel}:{number} has trailing whitespace")
+    assert not problems, "\n".join(problems[:40])
