@@ -34,8 +34,8 @@ from tests.support.render import RenderFn, renderer
 # Shares the working tree's every-choice renders with tests/test_render.py.
 pytestmark = pytest.mark.xdist_group("render")
 
-# main before the stack registry (issue 8).
-BASELINE = "049877c7e8b12ea6ddcfb69d519976805387698a"
+# main after the stack registry (issue 8) and contract 0.2 in the Python service.
+BASELINE = "68b671b44ad662abceb86f6c2ff8ccaf5ce3b339"
 
 
 @dataclass(frozen=True)
