@@ -31,7 +31,7 @@ from tests.conformance.stacks import STACKS
 from tests.conftest import RenderFn
 from tests.support.combos import combos, make_calls, runs
 from tests.support.postgres import PostgresServer, free_port
-from tests.test_update_lifecycle import git, git_env
+from tests.support.update import git, git_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("first-hour")]
 

@@ -36,10 +36,15 @@ TOOL_SOURCES: dict[str, Source] = {
     "kubernetes_validate": Pypi("kubernetes-validate"),
     "actionlint": GitTags("rhysd/actionlint"),
     "go": GitTags("golang/go", prefix="go"),
+    # Go modules: the module tags (vX.Y.Z); staticcheck's calendar-versioned
+    # release tags (2026.1) have no `v` and are skipped by the prefix.
+    "staticcheck": GitTags("dominikh/go-tools", prefix="v"),
+    "govulncheck": GitTags("golang/vuln"),
     "trivy": GitTags("aquasecurity/trivy"),
     "trufflehog": GitTags("trufflesecurity/trufflehog"),
     "gitleaks": GitTags("gitleaks/gitleaks"),
     "kubectl": GitTags("kubernetes/kubernetes"),
+    "kubelogin": GitTags("Azure/kubelogin"),
     "kustomize": GitTags("kubernetes-sigs/kustomize", prefix="kustomize/"),
     "argo_rollouts": GitTags("argoproj/argo-rollouts"),
     "bombardier": GitTags("codesenberg/bombardier"),

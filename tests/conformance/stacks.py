@@ -22,6 +22,7 @@ class Stack:
     tool: str  # the migration tool it is rendered with
     answers: dict[str, Any]  # copier answers that select the stack
     start: tuple[str, ...]  # argv with {root} and {package} placeholders
+    build: tuple[str, ...] = ()  # make targets after `make setup` that produce `start`
 
     def command(self, root: Path, package: str) -> list[str]:
         return [arg.format(root=root, package=package) for arg in self.start]
@@ -43,8 +44,14 @@ def _stacks() -> dict[str, Stack]:
     found: dict[str, Stack] = {}
     for tool, stack in sorted(available_pairs()):
         if stack not in found:
-            start = tuple(load_stacks()["stacks"][stack]["start"])
-            found[stack] = Stack(stack, tool, answers_for(tool, stack), start)
+            entry = load_stacks()["stacks"][stack]
+            found[stack] = Stack(
+                stack,
+                tool,
+                answers_for(tool, stack),
+                tuple(entry["start"]),
+                tuple(entry.get("build", ())),
+            )
     return found
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from tests.conformance.stacks import STACKS
 from tests.support.combos import values
 from tests.support.tools import tool_env
 
@@ -34,11 +35,22 @@ def manifest_combos() -> list[dict[str, str]]:
                     if router is not None:
                         answers["traffic_router"] = router
                     combos.append(answers)
+    # Other stacks change the Job's command and the pod's /tmp: every
+    # strategy and router with the in-cluster Job.
+    for stack in STACKS.values():
+        if stack.answers:
+            combos += [
+                {**answers, **stack.answers}
+                for answers in combos
+                if not set(answers) & {"migration_tool", "stack"}
+                and answers["migration_runner"] == "job"
+                and answers["analysis_provider"] == "web"
+            ]
     return combos
 
 
 def combo_id(answers: dict[str, str]) -> str:
-    keys = ("deploy_strategy", "traffic_router", "analysis_provider", "migration_runner")
+    keys = ("deploy_strategy", "traffic_router", "analysis_provider", "migration_runner", "stack")
     return "-".join(answers[k] for k in keys if k in answers)
 
 
