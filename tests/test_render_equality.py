@@ -34,8 +34,8 @@ from tests.support.render import RenderFn, renderer
 # Shares the working tree's every-choice renders with tests/test_render.py.
 pytestmark = pytest.mark.xdist_group("render")
 
-# main before the stack registry (issue 8).
-BASELINE = "049877c7e8b12ea6ddcfb69d519976805387698a"
+# main at the merge of issues 8, 10 and 12 (before the first hour, issue 13).
+BASELINE = "d9e2f11d73b4a6dfed093dd3a225a98d01e31d5a"
 
 
 # eq=False: entries hash by identity (the `when` dict is unhashable), which is
@@ -49,80 +49,18 @@ class Intended:
     when: dict[str, str] = field(default_factory=dict)  # limited to these answers (resolved)
 
 
-_DEPENDENCIES_ARE_THE_TEAMS = "issue 8: dependency manifest and lock are service-owned"
-# Issue 12 (pipeline and cluster hardening, round two).
-_ISSUE_12 = "issue 12: "
+# Issue 13, the first hour (issues 8, 10 and 12 are in the baseline).
+_ISSUE_13 = "issue 13: "
 INTENDED: tuple[Intended, ...] = (
-    Intended(".copier-answers.yml", _ISSUE_12 + "the new platform_team answer"),
-    Intended(".github/CODEOWNERS", _ISSUE_12 + "platform team reviews platform files and hooks"),
-    Intended(
-        ".github/workflows/deploy.yml",
-        _ISSUE_12 + "one lock per environment, SBOM and attest jobs, no-cache, env-only make",
-    ),
-    Intended(".github/workflows/rollback.yml", _ISSUE_12 + "main only, env-only make"),
-    Intended(".github/zizmor.yml", _ISSUE_12 + "pedantic and auditor personas"),
-    Intended(
-        "Makefile", _ISSUE_12 + "zizmor auditor persona; why values come from the environment"
-    ),
-    Intended("README.md", _ISSUE_12 + "CODEOWNERS, AKS Entra ID, Docker Hub tokens, PSA, TLS"),
-    Intended(
-        "deploy/base/analysis.yaml",
-        _ISSUE_12 + "Prometheus analysis fails closed",
-        {"analysis_provider": "prometheus"},
-    ),
-    Intended("deploy/base/guardrails.yaml", _ISSUE_12 + "PDB unhealthyPodEvictionPolicy"),
-    Intended(
-        "deploy/base/ingress.yaml",
-        _ISSUE_12 + "TLS and ssl-redirect",
-        {"traffic_router": "nginx"},
-    ),
-    Intended("deploy/base/rollout.yaml", _ISSUE_12 + "ephemeral-storage, pull Secret"),
-    Intended(
-        "deploy/migrate/job.yaml",
-        _ISSUE_12 + "ephemeral-storage, the Rollout's pull Secret",
-        {"migration_runner": "job"},
-    ),
-    Intended(
-        "deploy/overlays/*/custom/kustomization.yaml",
-        _ISSUE_12 + "TLS patch (NGINX) and ephemeral-storage in the examples",
-    ),
-    Intended(
-        "deploy/overlays/production/defaults/kustomization.yaml",
-        _ISSUE_12 + "ephemeral-storage in production's resources",
-    ),
-    Intended(
-        "*",
-        "the Go + golang-migrate stack is new (issue 10); the baseline refused it",
-        {"stack": "go"},
-    ),
-    Intended("pyproject.toml", _DEPENDENCIES_ARE_THE_TEAMS + "; tool settings moved out"),
-    Intended("ruff.toml", "issue 8: ruff settings in a platform-owned file"),
-    Intended("mypy.ini", "issue 8: mypy settings in a platform-owned file"),
-    Intended("pytest.ini", "issue 8: pytest settings in a platform-owned file"),
-    Intended("scripts/platform_check.py", "issue 8: `make platform-check`"),
-    Intended("Makefile", "issue 8: `make platform-check`, first in `make ci`"),
-    Intended(".github/workflows/ci.yml", "issue 8: the Lint job runs `make platform-check`"),
-    Intended(
-        "README.md", _DEPENDENCIES_ARE_THE_TEAMS + "; canary steps from extensions/rollout.yml"
-    ),
-    Intended("deploy/base/analysis.yaml", "issue 8: comments quote extensions/rollout.yml"),
-    Intended(
-        "deploy/base/rollout.yaml",
-        "issue 8: the steps' comment names extensions/rollout.yml",
-        {"deploy_strategy": "canary"},
-    ),
-    Intended(
-        "deploy/overlays/production/defaults/kustomization.yaml",
-        "issue 8: production replaces the whole step list (same built manifests)",
-        {"deploy_strategy": "canary"},
-    ),
-    # Issue 13, the first hour (its Makefile, README and ci.yml changes ride
-    # on the entries above: the first matching entry explains a file).
-    Intended(".pre-commit-config.yaml", "issue 13: pinned registry-installed hooks"),
-    Intended(".env.example", "issue 13: every variable the service reads"),
-    Intended(".editorconfig", "issue 13: editor settings matching the formatters"),
-    Intended("compose.yaml", "issue 13: its comment points at .env.example"),
-    Intended("docs/*.md", "issue 13: reference moved out of the README"),
+    Intended(".pre-commit-config.yaml", _ISSUE_13 + "pinned registry-installed hooks"),
+    Intended("Makefile", _ISSUE_13 + "make help (default goal), .env, hooks, hooks-install"),
+    Intended(".env.example", _ISSUE_13 + "every variable the service reads"),
+    Intended(".editorconfig", _ISSUE_13 + "editor settings matching the formatters"),
+    Intended("compose.yaml", _ISSUE_13 + "its comment points at .env.example"),
+    Intended(".github/workflows/ci.yml", _ISSUE_13 + "a hooks job runs every pre-commit hook"),
+    Intended(".github/CODEOWNERS", _ISSUE_13 + "ends with one newline (end-of-file hook)"),
+    Intended("README.md", _ISSUE_13 + "first screen, repo map, pipeline diagram, checklist"),
+    Intended("docs/*.md", _ISSUE_13 + "reference moved out of the README"),
 )
 
 
