@@ -1,6 +1,6 @@
 """Rollout and AnalysisTemplate fields whose meaning in Argo Rollouts v1.9.1 is
 not what their names suggest, checked against what the manifests and the
-README say they do.
+docs (README.md, docs/deploying.md) say they do.
 
 The CRD schemas (test_deploy_manifests.py) accept any integer here; these
 tests pin the semantics read from v1.9.1's source.
@@ -57,9 +57,9 @@ def test_documented_error_tolerance_is_the_configured_one(
     """analysis/analysis.go fails a metric once consecutiveError > the limit:
     N errors in a row fail the run when consecutiveErrorLimit is N - 1."""
     project = projects[combo]
-    readme = (project / "README.md").read_text()
+    deploying = (project / "docs" / "deploying.md").read_text()
     promised = _times(
-        readme,
+        deploying,
         r"errors\s+\(timeout,\s+non-2xx\s+answer\)\s+(once|twice|three times)\s+in\s+a\s+row",
     )
     comments = (project / "deploy" / "base" / "analysis.yaml").read_text()
@@ -68,7 +68,7 @@ def test_documented_error_tolerance_is_the_configured_one(
             for metric in template["spec"]["metrics"]:
                 limit = metric["consecutiveErrorLimit"]
                 assert limit + 1 == promised, (
-                    f"{template['metadata']['name']}/{metric['name']}: the README says "
+                    f"{template['metadata']['name']}/{metric['name']}: docs/deploying.md says "
                     f"{promised} errors in a row fail the run; consecutiveErrorLimit "
                     f"{limit} fails it at {limit + 1}"
                 )

@@ -391,8 +391,8 @@ def test_make_targets_refuse_bad_input_before_any_call(blue_green: Path, tmp_pat
 
 def test_readme_explains_promotion_rollback_and_migrations(render: RenderFn) -> None:
     for answers in ({"deploy_strategy": "blue-green"}, {"deploy_strategy": "canary"}):
-        readme = (render(**answers) / "README.md").read_text()
-        section = readme.split("## Deploying", 1)[1].split("\n## ", 1)[0]
+        readme = (render(**answers) / "docs" / "deploying.md").read_text()
+        section = readme.split("# Deploying", 1)[1]
         assert "slipway:section deploy" not in readme
         for phrase in (
             "What triggers an automatic rollback",

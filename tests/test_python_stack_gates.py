@@ -276,10 +276,10 @@ def test_compose_database_is_the_pinned_postgres(render: RenderFn) -> None:
     volume, _, mount = db["volumes"][0].partition(":")
     assert volume in compose["volumes"]
     assert mount == "/var/lib/postgresql"
-    # the README's DATABASE_URL matches the credentials compose creates
+    # .env.example's DATABASE_URL matches the credentials compose creates
     env = db["environment"]
     url = f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@localhost:5432/"
-    assert f"export DATABASE_URL={url}{env['POSTGRES_DB']}" in (root / "README.md").read_text()
+    assert f"\nDATABASE_URL={url}{env['POSTGRES_DB']}\n" in (root / ".env.example").read_text()
 
 
 def _without_package(lock: str, name: str) -> str:

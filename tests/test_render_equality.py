@@ -34,8 +34,8 @@ from tests.support.render import RenderFn, renderer
 # Shares the working tree's every-choice renders with tests/test_render.py.
 pytestmark = pytest.mark.xdist_group("render")
 
-# main before the stack registry (issue 8).
-BASELINE = "049877c7e8b12ea6ddcfb69d519976805387698a"
+# main with issues 8, 10, 11, 12, 14 and 15 merged (before the first hour, issue 13).
+BASELINE = "41924865a424f1c07536f8df65c8cd4ae5784e82"
 
 
 # eq=False: entries hash by identity (the `when` dict is unhashable), which is
@@ -49,93 +49,18 @@ class Intended:
     when: dict[str, str] = field(default_factory=dict)  # limited to these answers (resolved)
 
 
-_DEPENDENCIES_ARE_THE_TEAMS = "issue 8: dependency manifest and lock are service-owned"
-# Issue 12 (pipeline and cluster hardening, round two).
-_ISSUE_12 = "issue 12: "
-# Issue 11 (the contract gate) and contract 0.2 in the Python service.
-_CONTRACT = "issue 11, the contract gate"
-_RESILIENCE = "contract 0.2 in the Python service (DB bounds, 499, HEAD, keyset pages)"
-_PYTHON = {"stack": "python"}
+# Issue 13, the first hour (issues 8, 10, 11, 12, 14 and 15 are in the baseline).
+_ISSUE_13 = "issue 13: "
 INTENDED: tuple[Intended, ...] = (
-    Intended(".copier-answers.yml", _ISSUE_12 + "the new platform_team answer"),
-    Intended(".github/CODEOWNERS", _ISSUE_12 + "platform team reviews platform files and hooks"),
-    Intended(
-        ".github/workflows/deploy.yml",
-        _ISSUE_12 + "one lock per environment, SBOM and attest jobs, no-cache, env-only make",
-    ),
-    Intended(".github/workflows/rollback.yml", _ISSUE_12 + "main only, env-only make"),
-    Intended(".github/zizmor.yml", _ISSUE_12 + "pedantic and auditor personas"),
-    Intended(
-        "Makefile",
-        _ISSUE_12 + "zizmor auditor persona; why values come from the environment; "
-        f"{_CONTRACT}: openapi, openapi-check, contract, contract-diff",
-    ),
-    Intended(
-        "README.md",
-        _ISSUE_12 + "CODEOWNERS, AKS Entra ID, Docker Hub tokens, PSA, TLS; "
-        f"{_CONTRACT}: The API contract; {_RESILIENCE}",
-    ),
-    Intended("openapi.yaml", f"{_CONTRACT}: the committed OpenAPI document"),
-    Intended("schemathesis.toml", f"{_CONTRACT}: how `make contract` runs Schemathesis"),
-    Intended(".github/workflows/ci.yml", f"{_CONTRACT}: the API contract job"),
-    Intended(".yamllint.yml", f"{_CONTRACT}: openapi.yaml's patterns cannot break lines"),
-    Intended("pyproject.toml", f"{_CONTRACT}: dev deps; {_RESILIENCE}: httptools", _PYTHON),
-    Intended("uv.lock", f"{_CONTRACT} and {_RESILIENCE}: new dependencies", _PYTHON),
-    Intended("scripts/openapi.py", f"{_CONTRACT}: make openapi / openapi-check", _PYTHON),
-    Intended("scripts/contract.py", f"{_CONTRACT}: make contract", _PYTHON),
-    Intended("src/*", f"{_CONTRACT}: the emitted document; {_RESILIENCE}", _PYTHON),
-    Intended("tests/*", f"{_RESILIENCE}, in the service's own tests", _PYTHON),
-    Intended(
-        "deploy/base/analysis.yaml",
-        _ISSUE_12 + "Prometheus analysis fails closed",
-        {"analysis_provider": "prometheus"},
-    ),
-    Intended("deploy/base/guardrails.yaml", _ISSUE_12 + "PDB unhealthyPodEvictionPolicy"),
-    Intended(
-        "deploy/base/ingress.yaml",
-        _ISSUE_12 + "TLS and ssl-redirect",
-        {"traffic_router": "nginx"},
-    ),
-    Intended("deploy/base/rollout.yaml", _ISSUE_12 + "ephemeral-storage, pull Secret"),
-    Intended(
-        "deploy/migrate/job.yaml",
-        _ISSUE_12 + "ephemeral-storage, the Rollout's pull Secret",
-        {"migration_runner": "job"},
-    ),
-    Intended(
-        "deploy/overlays/*/custom/kustomization.yaml",
-        _ISSUE_12 + "TLS patch (NGINX) and ephemeral-storage in the examples",
-    ),
-    Intended(
-        "deploy/overlays/production/defaults/kustomization.yaml",
-        _ISSUE_12 + "ephemeral-storage in production's resources",
-    ),
-    Intended(
-        "*",
-        "the Go + golang-migrate stack is new (issue 10); the baseline refused it",
-        {"stack": "go"},
-    ),
-    Intended("pyproject.toml", _DEPENDENCIES_ARE_THE_TEAMS + "; tool settings moved out"),
-    Intended("ruff.toml", "issue 8: ruff settings in a platform-owned file"),
-    Intended("mypy.ini", "issue 8: mypy settings in a platform-owned file"),
-    Intended("pytest.ini", "issue 8: pytest settings in a platform-owned file"),
-    Intended("scripts/platform_check.py", "issue 8: `make platform-check`"),
-    Intended("Makefile", "issue 8: `make platform-check`, first in `make ci`"),
-    Intended(".github/workflows/ci.yml", "issue 8: the Lint job runs `make platform-check`"),
-    Intended(
-        "README.md", _DEPENDENCIES_ARE_THE_TEAMS + "; canary steps from extensions/rollout.yml"
-    ),
-    Intended("deploy/base/analysis.yaml", "issue 8: comments quote extensions/rollout.yml"),
-    Intended(
-        "deploy/base/rollout.yaml",
-        "issue 8: the steps' comment names extensions/rollout.yml",
-        {"deploy_strategy": "canary"},
-    ),
-    Intended(
-        "deploy/overlays/production/defaults/kustomization.yaml",
-        "issue 8: production replaces the whole step list (same built manifests)",
-        {"deploy_strategy": "canary"},
-    ),
+    Intended(".pre-commit-config.yaml", _ISSUE_13 + "pinned registry-installed hooks"),
+    Intended("Makefile", _ISSUE_13 + "make help (default goal), .env, hooks, hooks-install"),
+    Intended(".env.example", _ISSUE_13 + "every variable the service reads"),
+    Intended(".editorconfig", _ISSUE_13 + "editor settings matching the formatters"),
+    Intended("compose.yaml", _ISSUE_13 + "its comment points at .env.example"),
+    Intended(".github/workflows/ci.yml", _ISSUE_13 + "a hooks job runs every pre-commit hook"),
+    Intended(".github/CODEOWNERS", _ISSUE_13 + "ends with one newline (end-of-file hook)"),
+    Intended("README.md", _ISSUE_13 + "first screen, repo map, pipeline diagram, checklist"),
+    Intended("docs/*.md", _ISSUE_13 + "reference moved out of the README"),
 )
 
 

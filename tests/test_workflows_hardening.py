@@ -347,7 +347,7 @@ def test_readme_lists_every_variable_and_secret_the_workflows_use(
 ) -> None:
     def check(r: Rendered) -> Iterator[str]:
         readme = (r.root / "README.md").read_text()
-        section = readme[readme.index("## Pipeline") :]
+        section = readme[readme.index("## Before the first deploy") :]
         for wf in WORKFLOWS:
             text = r.workflow_path(wf).read_text()
             for kind, name in re.findall(r"\b(vars|secrets)\.(\w+)", text):
@@ -372,7 +372,7 @@ def test_readme_states_what_the_workflows_need_from_github_and_the_clouds(
     # Settings and limits a team cannot guess from the variables alone.
     def check(r: Rendered) -> Iterator[str]:
         readme = (r.root / "README.md").read_text()
-        section = readme[readme.index("## Pipeline") :]
+        section = readme[readme.index("## Before the first deploy") :]
         text = " ".join(section.split())
         # amazon-ecr-login without `registries` logs in to the caller's own
         # account in the job's region: the environment's, with EKS.

