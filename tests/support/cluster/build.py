@@ -52,11 +52,10 @@ class Versions:
     @classmethod
     def from_pins(cls, path: Path = PINS) -> Versions:
         pins = yaml.safe_load(path.read_text(encoding="utf-8"))
-        cluster = pins["cluster"]
         return cls(
-            kubernetes=str(cluster["kubernetes"]),
-            etcd=str(cluster["etcd"]),
-            kwok=str(cluster["kwok"]),
+            kubernetes=str(pins["cluster"]["kubernetes"]),
+            etcd=str(pins["cluster"]["etcd"]),
+            kwok=str(pins["cluster"]["kwok"]),
             argo_rollouts=str(pins["tools"]["argo_rollouts"]),
         )
 

@@ -307,9 +307,11 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
     topology.kubernetes.io/zone: zone-a
+# ephemeral-storage: the generated pods request it, and a node that does not
+# advertise it leaves them Pending (the scheduler finds no room).
 status:
-  allocatable: {{cpu: "64", memory: 256Gi, pods: "250"}}
-  capacity: {{cpu: "64", memory: 256Gi, pods: "250"}}
+  allocatable: {{cpu: "64", memory: 256Gi, pods: "250", ephemeral-storage: 500Gi}}
+  capacity: {{cpu: "64", memory: 256Gi, pods: "250", ephemeral-storage: 500Gi}}
 """
 
 
