@@ -21,7 +21,7 @@ PINS_FILE = Path(__file__).with_name("pins.yml")
 # (migration tool, stack) pairs whose service template exists. A choice not
 # listed here is refused by its per-choice validator instead of rendering a
 # half-built service.
-AVAILABLE = frozenset({("alembic", "python")})
+AVAILABLE = frozenset({("alembic", "python"), ("prisma", "typescript")})
 
 # Which stack each migration tool implies; golang-migrate is plain SQL and
 # works with every stack (Go is its natural default).
@@ -37,6 +37,17 @@ STACKS_BY_TOOL = {
 STACK_DEPLOY = {
     "python": {
         "migrate_command": ["/app/.venv/bin/python", "-m", "alembic", "upgrade", "head"],
+        "writable_tmp": True,
+    },
+    # The image's ENTRYPOINT is node itself (distroless); the Prisma CLI is a
+    # production dependency so that the Job migrates from the same digest.
+    "typescript": {
+        "migrate_command": [
+            "/nodejs/bin/node",
+            "node_modules/prisma/build/index.js",
+            "migrate",
+            "deploy",
+        ],
         "writable_tmp": True,
     },
 }

@@ -14,11 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def copy_template(dst: Path) -> Path:
-    """Copy what Copier reads (copier.yml, template/, extensions/) into `dst`."""
+    """Copy what Copier reads (copier.yml, template/, extensions/, partials/) into `dst`."""
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "copier.yml", dst / "copier.yml")
     shutil.copytree(ROOT / "template", dst / "template")
     shutil.copytree(
         ROOT / "extensions", dst / "extensions", ignore=shutil.ignore_patterns("__pycache__")
     )
+    # Per-stack fragments the template includes (partials/stacks/<stack>/).
+    shutil.copytree(ROOT / "partials", dst / "partials")
     return dst
