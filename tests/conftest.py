@@ -119,7 +119,9 @@ def prepared_service(
         if stack not in cache:
             dst = tmp_path_factory.mktemp(f"service-{stack}") / "service"
             shutil.copytree(render(**STACKS[stack].answers), dst, symlinks=True)
-            check_make(dst, "setup", service_env)
+            env = STACKS[stack].env(service_env)
+            for target in STACKS[stack].prepare:
+                check_make(dst, target, env)
             cache[stack] = dst
         return cache[stack]
 

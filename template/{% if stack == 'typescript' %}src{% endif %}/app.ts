@@ -118,7 +118,9 @@ export function buildApp(deps: AppDeps) {
   });
 
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
-    if (request.raw.destroyed) return; // the client is gone: the close listener counts a 499
+    // The client is gone (the request stream itself ends destroyed once its
+    // body is read, so ask the socket): the close listener counts a 499.
+    if (request.raw.socket.destroyed) return;
     const known = toHttpError(error);
     if (known !== null) {
       if (known.statusCode === 503) request.log.warn({ err: error }, "database unavailable");

@@ -11,12 +11,14 @@ import { KEEP_ALIVE_TIMEOUT_MS, SLOW_CLIENT_TIMEOUT_MS } from "../../src/server.
 import { FakeDatabase } from "./fake-db.js";
 
 let app: App;
+let db: FakeDatabase;
 let metrics: Metrics;
 let port: number;
 
 beforeAll(async () => {
   metrics = createMetrics();
-  app = buildApp({ db: new FakeDatabase(), logger: createLogger("warn"), metrics });
+  db = new FakeDatabase();
+  app = buildApp({ db, logger: createLogger("warn"), metrics });
   await app.listen({ port: 0, host: "127.0.0.1" });
   port = (app.server.address() as AddressInfo).port;
 });
@@ -55,6 +57,21 @@ describe("the HTTP server", () => {
     const text = await metrics.registry.metrics();
     expect(text).toContain('http_requests_total{method="other",route="/items",status="405"} 1');
     expect(text).not.toContain("XFROB");
+  });
+
+  it("answers a POST over a real socket when the database fails", async () => {
+    db.down = true;
+    try {
+      const body = '{"name": "x"}';
+      const answer = await exchange(
+        "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" +
+          `Content-Length: ${String(body.length)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 503 /);
+      expect(answer).toContain('"error":"unavailable"');
+    } finally {
+      db.down = false;
+    }
   });
 
   it("answers a garbage request line with JSON", async () => {
