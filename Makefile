@@ -25,6 +25,7 @@ lint: bootstrap ## lint the template's own Python
 drift: bootstrap ## fail when generated files drift from their sources (CI's drift job)
 	$(VENV)/python scripts/self-ci --check
 	$(VENV)/python scripts/relock-python --check
+	$(VENV)/python scripts/relock-typescript --check
 	$(VENV)/uv lock --check
 
 demo: bootstrap ## generate a demo service from the defaults into ./demo-service

@@ -1,6 +1,6 @@
 """The TypeScript stack's toolchain for the suite: the pinned Node, and Prisma offline.
 
-Node comes from the npm registry's `node` package (scripts/nodeenv.py), so
+Node comes from the npm registry's `node` package (scripts/pinned_node.py), so
 the suite runs the service on the same Node major as its image. Prisma's CLI
 downloads its schema engine at first use, which this machine cannot reach;
 PRISMA_SCHEMA_ENGINE_BINARY naming an existing file lets `prisma generate`
@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from scripts.nodeenv import node_bin
+from scripts.pinned_node import node_bin
 
 STAND_IN = Path(__file__).with_name("prisma-engine-stand-in.txt")
 
