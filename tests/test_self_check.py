@@ -194,8 +194,9 @@ def test_network_job_runs_exactly_what_ci_run_deselects() -> None:
     (run,) = [s for s in steps if s.get("run") == "bash .ci/run"]
     assert run["env"] == {"SLIPWAY_NEEDS_NETWORK": "only"}
     ci_run = (ROOT / ".ci" / "run").read_text()
-    assert "only) export PYTEST_ADDOPTS=\"${PYTEST_ADDOPTS:-} -m needs_network\"" in ci_run
-    assert "deselect) export PYTEST_ADDOPTS=\"${PYTEST_ADDOPTS:-} -m 'not needs_network'\"" in ci_run
+    addopts = 'export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} '
+    assert f"only) {addopts}-m needs_network\"" in ci_run
+    assert f"deselect) {addopts}-m 'not needs_network'\"" in ci_run
 
 
 def test_pins_workflow_runs_weekly_and_on_demand() -> None:
