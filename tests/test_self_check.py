@@ -195,7 +195,7 @@ def test_network_job_runs_exactly_what_ci_run_deselects() -> None:
     assert run["env"] == {"SLIPWAY_NEEDS_NETWORK": "only"}
     ci_run = (ROOT / ".ci" / "run").read_text()
     addopts = 'export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} '
-    assert f"only) {addopts}-m needs_network\"" in ci_run
+    assert f'only) {addopts}-m needs_network"' in ci_run
     assert f"deselect) {addopts}-m 'not needs_network'\"" in ci_run
 
 
