@@ -18,39 +18,7 @@ from jinja2 import Environment
 
 PINS_FILE = Path(__file__).with_name("pins.yml")
 
-# (migration tool, stack) pairs whose service template exists. A choice not
-# listed here is refused by its per-choice validator instead of rendering a
-# half-built service.
-AVAILABLE = frozenset({("alembic", "python"), ("prisma", "typescript")})
-
-# Which stack each migration tool implies; golang-migrate is plain SQL and
-# works with every stack (Go is its natural default).
-STACKS_BY_TOOL = {
-    "alembic": ("python",),
-    "prisma": ("typescript",),
-    "golang-migrate": ("go", "python", "typescript"),
-}
-
-# What the deploy manifests need from each stack's image: the migration
-# command (the image's ENTRYPOINT runs the service, so the Job overrides it)
-# and whether the runtime needs a writable /tmp under a read-only root.
-STACK_DEPLOY = {
-    "python": {
-        "migrate_command": ["/app/.venv/bin/python", "-m", "alembic", "upgrade", "head"],
-        "writable_tmp": True,
-    },
-    # The image's ENTRYPOINT is node itself (distroless); the Prisma CLI is a
-    # production dependency so that the Job migrates from the same digest.
-    "typescript": {
-        "migrate_command": [
-            "/nodejs/bin/node",
-            "node_modules/prisma/build/index.js",
-            "migrate",
-            "deploy",
-        ],
-        "writable_tmp": True,
-    },
-}
+STACKS_FILE = Path(__file__).with_name("stacks.yml")
 
 # Kubernetes Service names are RFC 1035 labels (must start with a letter), and
 # the slug is also the Python package name's source, so the stricter rule wins.
@@ -73,6 +41,89 @@ def load_pins(path: Path = PINS_FILE) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return data
+
+
+@cache
+def load_stacks(path: Path = STACKS_FILE) -> dict[str, Any]:
+    """Read the stack registry (which stacks exist, and what differs per stack)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not {"stacks", "migration_tools"} <= set(data):
+        raise ValueError(f"{path}: expected `stacks:` and `migration_tools:` mappings")
+    for tool, entry in data["migration_tools"].items():
+        unknown = set(entry["stacks"]) - set(data["stacks"])
+        if unknown:
+            raise ValueError(f"{path}: {tool} names stacks not under `stacks:`: {sorted(unknown)}")
+    return data
+
+
+def stacks_by_tool() -> dict[str, tuple[str, ...]]:
+    """Which stacks each migration tool works with; the first is its default."""
+    return {tool: tuple(e["stacks"]) for tool, e in load_stacks()["migration_tools"].items()}
+
+
+def available_pairs() -> frozenset[tuple[str, str]]:
+    """(migration tool, stack) pairs whose service template this version ships.
+
+    A choice outside them is refused by its validator instead of rendering a
+    half-built service.
+    """
+    return frozenset(
+        (tool, stack)
+        for tool, entry in load_stacks()["migration_tools"].items()
+        for stack, pair in entry["stacks"].items()
+        if pair.get("available")
+    )
+
+
+def available_stacks() -> list[str]:
+    """Stacks that render with at least one migration tool, in registry order."""
+    pairs = available_pairs()
+    return [s for s in load_stacks()["stacks"] if any(s == stack for _, stack in pairs)]
+
+
+def stack_profile(migration_tool: str, stack: str) -> dict[str, Any]:
+    """Everything the registry says about one (tool, stack) pair, in one mapping."""
+    data = load_stacks()
+    pair = data["migration_tools"].get(str(migration_tool), {}).get("stacks", {}).get(stack, {})
+    return {"name": stack, **data["stacks"].get(stack, {}), **pair}
+
+
+def service_owned(migration_tool: str, stack: str | None = None) -> list[str]:
+    """Paths an update never touches: the stack's code and tests, the migrations
+    the team adds, and local.mk (the team's own make targets)."""
+    stack = stack or default_stack(migration_tool)
+    profile = stack_profile(migration_tool, stack)
+    paths = [*profile.get("service_owned", [])]
+    if profile.get("migrations_dir"):
+        paths.append(profile["migrations_dir"])
+    return [*paths, "local.mk"]
+
+
+def exclude_on_update(migration_tool: str, stack: str | None = None) -> str:
+    """copier.yml `_exclude` lines (anchored at the repo root) for service-owned paths."""
+    return "\n".join(f"/{path}" for path in service_owned(migration_tool, stack))
+
+
+def choices(question: str) -> str:
+    """A question's choices from the registry, as the YAML Copier reads.
+
+    A (tool, stack) pair this version does not ship stays listed (so the
+    answer can be named) but carries a validator that refuses it.
+    """
+    data = load_stacks()
+    if question == "migration_tool":
+        entries = {}
+        for tool, entry in data["migration_tools"].items():
+            validator = "{{ " + json.dumps(tool) + " | stack_unavailable }}"
+            entries[entry["label"]] = (
+                tool
+                if any((tool, s) in available_pairs() for s in entry["stacks"])
+                else {"value": tool, "validator": validator}
+            )
+        return json.dumps(entries)
+    if question == "stack":
+        return json.dumps({entry["label"]: stack for stack, entry in data["stacks"].items()})
+    raise ValueError(f"the stack registry has no choices for {question!r}")
 
 
 # --- validators (return "" when the answer is fine) -------------------------
@@ -115,30 +166,32 @@ def github_owner_error(value: str) -> str:
 
 
 def default_stack(migration_tool: str) -> str:
-    return STACKS_BY_TOOL.get(str(migration_tool), ("python",))[0]
+    by_tool = stacks_by_tool()
+    return by_tool.get(str(migration_tool), next(iter(by_tool.values())))[0]
 
 
 def stack_unavailable(migration_tool: str) -> str:
     """Per-choice validator: refuse a migration tool whose stacks are not built yet."""
     tool = str(migration_tool)
-    if any((tool, stack) in AVAILABLE for stack in STACKS_BY_TOOL[tool]):
+    stacks, available = stacks_by_tool()[tool], available_pairs()
+    if any((tool, stack) in available for stack in stacks):
         return ""
-    built = ", ".join(sorted({t for t, _ in AVAILABLE}))
+    built = ", ".join(sorted({t for t, _ in available}))
     return (
-        f"{tool} needs a {'/'.join(STACKS_BY_TOOL[tool])} service, which this template "
+        f"{tool} needs a {'/'.join(stacks)} service, which this template "
         f"version does not ship yet; choose one of: {built}."
     )
 
 
 def stack_error(migration_tool: str, stack: str) -> str:
-    allowed = STACKS_BY_TOOL.get(str(migration_tool), ())
+    allowed = stacks_by_tool().get(str(migration_tool), ())
     if stack not in allowed:
         return (
             f"{migration_tool} cannot be used with a {stack} service; "
             f"allowed: {', '.join(allowed)}."
         )
-    if (migration_tool, stack) not in AVAILABLE:
-        built = [s for t, s in sorted(AVAILABLE) if t == migration_tool]
+    if (migration_tool, stack) not in available_pairs():
+        built = [s for t, s in sorted(available_pairs()) if t == migration_tool]
         return (
             f"A {stack} service with {migration_tool} is not part of this template version "
             f"yet; available with {migration_tool}: {', '.join(built) or 'none'}."
@@ -222,6 +275,8 @@ FILTERS = {
     "default_stack": default_stack,
     "stack_unavailable": stack_unavailable,
     "stack_error": stack_error,
+    "registry_choices": choices,
+    "exclude_on_update": exclude_on_update,
     "json_str": json_str,
     "yaml_str": yaml_str,
     "toml_str": toml_str,
@@ -242,7 +297,8 @@ def image_ref(entry: dict[str, Any]) -> str:
 def derive(context: dict[str, Any], pins: dict[str, Any]) -> dict[str, Any]:
     """Values computed from the answers and the pins, never asked."""
     slug = str(context.get("project_slug") or "service")
-    stack = context.get("stack") or default_stack(str(context.get("migration_tool", "alembic")))
+    tool = str(context.get("migration_tool") or next(iter(stacks_by_tool())))
+    stack = context.get("stack") or default_stack(tool)
     images = {
         name: {**entry, "ref": image_ref(entry)} for name, entry in pins.get("images", {}).items()
     }
@@ -251,7 +307,7 @@ def derive(context: dict[str, Any], pins: dict[str, Any]) -> dict[str, Any]:
         "stack": stack,
         "package_name": slug.replace("-", "_"),
         "runtime": pins.get("runtimes", {}).get(stack, {}),
-        "stack_deploy": STACK_DEPLOY.get(stack, {}),
+        "stack_profile": stack_profile(tool, stack),
         "images": images,
         "tools": pins.get("tools", {}),
         "actions": pins.get("actions", {}),

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from copier import run_copy
 from hypothesis import settings
 
 from scripts.snapshot import copy_template
@@ -23,16 +19,11 @@ from tests.support.ci_skips import (  # noqa: F401  (hooks: a skip fails the run
     pytest_runtest_makereport,
 )
 from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.render import RenderFn as RenderFn  # re-exported for test modules
+from tests.support.render import renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def _questions() -> dict[str, Any]:
-    data = yaml.safe_load((ROOT / "copier.yml").read_text())
-    return {k: v for k, v in data.items() if not k.startswith("_")}
-
-
-QUESTIONS = _questions()
 
 # No saved-failures database: a run behaves the same on a laptop and on a fresh
 # CI machine (Hypothesis still caches in .hypothesis/, which git-ignores itself).
@@ -50,9 +41,6 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_template(tmp_path_factory.mktemp("template"))
 
 
-RenderFn = Callable[..., Path]
-
-
 @pytest.fixture(scope="session")
 def render(template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> RenderFn:
     """Render once per distinct set of answers; later calls reuse the result.
@@ -60,26 +48,7 @@ def render(template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) ->
     Callers must treat the returned folder as read-only (copy it first to
     change anything).
     """
-    cache: dict[str, Path] = {}
-
-    def _render(**answers: Any) -> Path:
-        unknown = set(answers) - set(QUESTIONS)
-        assert not unknown, f"answers not in copier.yml: {sorted(unknown)}"
-        key = json.dumps(answers, sort_keys=True)
-        if key not in cache:
-            dst = tmp_path_factory.mktemp("render")
-            run_copy(
-                str(template_snapshot),
-                str(dst),
-                data=answers,
-                defaults=True,
-                unsafe=True,
-                quiet=True,
-            )
-            cache[key] = dst
-        return cache[key]
-
-    return _render
+    return renderer(template_snapshot, lambda: tmp_path_factory.mktemp("render"))
 
 
 @pytest.fixture(scope="session")

@@ -188,8 +188,9 @@ def test_invalid_github_owners_say_why(owner: str) -> None:
 
 
 def test_available_tools_pass_and_the_others_name_what_exists() -> None:
-    available_tools = {tool for tool, _ in slipway.AVAILABLE}
-    for tool in slipway.STACKS_BY_TOOL:
+    available_tools = {tool for tool, _ in slipway.available_pairs()}
+    assert available_tools, "the registry ships no (tool, stack) pair"
+    for tool in slipway.stacks_by_tool():
         message = stack_unavailable(tool)
         if tool in available_tools:
             assert message == ""
@@ -199,10 +200,11 @@ def test_available_tools_pass_and_the_others_name_what_exists() -> None:
 
 
 def test_stack_error_covers_every_pair() -> None:
-    for tool, allowed in slipway.STACKS_BY_TOOL.items():
-        for stack in ("go", "python", "typescript"):
+    stacks = list(slipway.load_stacks()["stacks"])
+    for tool, allowed in slipway.stacks_by_tool().items():
+        for stack in stacks:
             message = stack_error(tool, stack)
-            if (tool, stack) in slipway.AVAILABLE:
+            if (tool, stack) in slipway.available_pairs():
                 assert message == ""
             elif stack not in allowed:
                 assert f"allowed: {', '.join(allowed)}" in message
@@ -214,6 +216,40 @@ def test_default_stack_follows_the_tool() -> None:
     assert slipway.default_stack("alembic") == "python"
     assert slipway.default_stack("prisma") == "typescript"
     assert slipway.default_stack("golang-migrate") == "go"
+
+
+def test_registry_choices_name_every_tool_and_stack() -> None:
+    registry = slipway.load_stacks()
+    tools = yaml.safe_load(slipway.choices("migration_tool"))
+    values = [v["value"] if isinstance(v, dict) else v for v in tools.values()]
+    assert values == list(registry["migration_tools"])
+    for value in tools.values():  # refused exactly when no pair of the tool ships
+        tool = value["value"] if isinstance(value, dict) else value
+        assert isinstance(value, dict) == (stack_unavailable(tool) != ""), tool
+    assert list(yaml.safe_load(slipway.choices("stack")).values()) == list(registry["stacks"])
+
+
+def test_every_available_pair_says_what_its_deploy_needs() -> None:
+    for tool, stack in slipway.available_pairs():
+        profile = slipway.stack_profile(tool, stack)
+        assert profile["migrate_command"], (tool, stack)
+        assert profile["migrations_dir"].endswith("/"), (tool, stack)
+        assert profile["toolchain"] and profile["locks"] and profile["start"], (tool, stack)
+        assert isinstance(profile["writable_tmp"], bool)
+
+
+def test_a_registry_naming_an_unknown_stack_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load(slipway.STACKS_FILE.read_text())
+    data["migration_tools"]["alembic"]["stacks"]["cobol"] = {"available": False}
+    bad = tmp_path / "stacks.yml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="cobol"):
+        slipway.load_stacks(bad)
+
+
+def test_update_excludes_the_service_owned_paths() -> None:
+    lines = slipway.exclude_on_update("alembic", "").splitlines()
+    assert lines == ["/src/", "/tests/", "/migrations/versions/", "/local.mk"]
 
 
 # --- derived values -------------------------------------------------------------------

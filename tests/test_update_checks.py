@@ -14,12 +14,13 @@ import pytest
 import yaml
 from jinja2 import Environment
 
-from extensions.slipway import load_pins
+from extensions.slipway import FILTERS, load_pins
+from tests.conformance.stacks import STACKS as CONFORMANCE_STACKS
 from tests.conftest import RenderFn
 from tests.test_update_lifecycle import (
     COMBOS,
-    SERVICE_OWNED,
     SERVICE_OWNED_IF_MISSING,
+    STACKS,
     commit_all,
     files_of,
     git,
@@ -138,15 +139,18 @@ def test_pre_commit_hooks_block_conflicts(
 # --- ownership is the same everywhere it is written down -----------------------------
 
 
-def _update_exclusions() -> set[str]:
+def _update_exclusions(stack: str) -> set[str]:
     config = yaml.safe_load((ROOT / "copier.yml").read_text())
     env = Environment()
+    env.filters.update(FILTERS)
+    tool = CONFORMANCE_STACKS[stack].tool
     patterns: set[str] = set()
     for operation in ("copy", "update"):
+        context = {"_copier_operation": operation, "migration_tool": tool, "stack": stack}
         rendered = {
             line.strip()
             for raw in config["_exclude"]
-            for line in env.from_string(raw).render({"_copier_operation": operation}).splitlines()
+            for line in env.from_string(raw).render(context).splitlines()
             if line.strip()
         }
         if operation == "copy":
@@ -156,20 +160,22 @@ def _update_exclusions() -> set[str]:
     return patterns
 
 
-def test_service_owned_paths_match_copier_exclusions() -> None:
-    excluded = {p.lstrip("/") for p in _update_exclusions()}
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_service_owned_paths_match_copier_exclusions(stack: str) -> None:
+    excluded = {p.lstrip("/") for p in _update_exclusions(stack)}
     skipped = {
         p.lstrip("/") for p in yaml.safe_load((ROOT / "copier.yml").read_text())["_skip_if_exists"]
     }
-    assert excluded == set(SERVICE_OWNED) - set(SERVICE_OWNED_IF_MISSING)
+    assert excluded == set(STACKS[stack].service_owned) - set(SERVICE_OWNED_IF_MISSING)
     assert skipped == set(SERVICE_OWNED_IF_MISSING)
 
 
-def test_ownership_is_documented_for_every_service_path(render: RenderFn) -> None:
-    readme = (render() / "README.md").read_text()
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_ownership_is_documented_for_every_service_path(render: RenderFn, stack: str) -> None:
+    readme = (render(**STACKS[stack].answers) / "README.md").read_text()
     section = readme.split("## Template updates", 1)[1]
     docs = (ROOT / "docs" / "ownership.md").read_text()
-    for path in SERVICE_OWNED:
+    for path in STACKS[stack].service_owned:
         assert f"`{path}`" in section, f"README's ownership table lacks {path}"
         assert f"`{path}`" in docs, f"docs/ownership.md lacks {path}"
 
@@ -180,16 +186,17 @@ NO_HEADER = {".copier-answers.yml", "uv.lock"}
 NO_COMMENT_SUFFIXES = {".json"}
 
 
+@pytest.mark.parametrize("stack", list(STACKS))
 @pytest.mark.parametrize("combo", ["defaults", "nginx-gar-runner-prometheus"])
 def test_platform_files_say_they_are_managed_and_service_files_do_not(
-    render: RenderFn, combo: str
+    render: RenderFn, combo: str, stack: str
 ) -> None:
     """docs/ownership.md: the header tells people which files updates rewrite."""
     missing, claimed = [], []
-    for rel, path in files_of(render(**COMBOS[combo])).items():
+    for rel, path in files_of(render(**STACKS[stack].answers, **COMBOS[combo])).items():
         head = "\n".join(path.read_text(encoding="utf-8").splitlines()[:5])
         marked = "Managed by Slipway" in head
-        if is_service_owned(rel):
+        if is_service_owned(rel, stack):
             if marked:
                 claimed.append(rel)
         elif rel not in NO_HEADER and path.suffix not in NO_COMMENT_SUFFIXES and not marked:

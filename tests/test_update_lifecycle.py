@@ -33,6 +33,9 @@ import yaml
 from copier import run_copy
 from jinja2 import Environment, TemplateError
 
+from extensions.slipway import service_owned, stack_profile
+from tests.conformance.stacks import STACKS as CONFORMANCE_STACKS
+from tests.conformance.stacks import Stack
 from tests.conftest import RenderFn
 from tests.support.deploy import ENVS, build, load_docs
 
@@ -49,35 +52,40 @@ CONFLICT_RE = re.compile(rb"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
 PY = sys.executable
 
 
-@dataclass(frozen=True)
-class StackCase:
-    """What the tests need to know about a stack's service-owned layout."""
-
-    answers: dict[str, Any]
-    comment: str  # line-comment prefix of the service's source files
-    source_dir: str  # the service code, rendered on copy only
-    tests_dir: str
-    migrations_dir: str  # holds the initial migration; the team adds the rest
-    team_migration: str  # a file name the stack's migration tool would accept
-
-
-# A new stack joins by adding its entry.
-STACKS = {
-    "python": StackCase(
-        answers={},
-        comment="#",
-        source_dir="src",
-        tests_dir="tests",
-        migrations_dir="migrations/versions",
-        team_migration="0002_team_change.py",
-    ),
-}
-
 # Service-owned paths that platform files include: an update creates them when
 # missing, and otherwise never changes them (copier.yml `_skip_if_exists`).
 SERVICE_OWNED_IF_MISSING = tuple(f"deploy/overlays/{env}/custom/" for env in ENVS)
-# Service-owned paths, as README.md and docs/ownership.md describe them.
-SERVICE_OWNED = ("src/", "tests/", "migrations/versions/", "local.mk", *SERVICE_OWNED_IF_MISSING)
+
+
+@dataclass(frozen=True)
+class StackCase:
+    """What the tests need to know about a stack's service-owned layout
+    (from extensions/stacks.yml)."""
+
+    answers: dict[str, Any]
+    comment: str  # line-comment prefix of the service's source files
+    owned_dirs: tuple[str, ...]  # code and tests, rendered on copy only
+    migrations_dir: str  # holds the initial migration; the team adds the rest
+    team_migration: str  # a file name the stack's migration tool would accept
+    service_owned: tuple[str, ...]  # every path an update must leave alone
+
+
+def _stack_case(stack: Stack) -> StackCase:
+    profile = stack_profile(stack.tool, stack.name)
+    return StackCase(
+        answers=stack.answers,
+        comment=profile["comment"],
+        owned_dirs=tuple(p.rstrip("/") for p in profile["service_owned"] if p.endswith("/")),
+        migrations_dir=profile["migrations_dir"].rstrip("/"),
+        team_migration=profile["team_migration_example"],
+        service_owned=(*service_owned(stack.tool, stack.name), *SERVICE_OWNED_IF_MISSING),
+    )
+
+
+# Every stack the registry ships.
+STACKS = {name: _stack_case(stack) for name, stack in CONFORMANCE_STACKS.items()}
+# Scenarios that need one service, whichever stack renders it.
+ANY_STACK = next(iter(STACKS))
 
 COMBOS = {
     "defaults": {},
@@ -161,7 +169,8 @@ def _rendered_top_level(template: Path, stack: str, wanted: str) -> Path:
 def _rename_answer(tree: Path) -> None:
     """Release 0.1.0 called the question by its old name everywhere."""
     word = re.compile(rf"\b{NEW_NAME}\b")
-    files = [tree / "copier.yml", *(p for p in (tree / "template").rglob("*") if p.is_file())]
+    rendered = [p for d in ("template", "partials") for p in (tree / d).rglob("*") if p.is_file()]
+    files = [tree / "copier.yml", *rendered]
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
@@ -205,10 +214,10 @@ def _make_older_release(tree: Path) -> None:
     pre_commit.unlink()
 
     for stack, case in STACKS.items():
-        source = _rendered_top_level(template, stack, case.source_dir)
         head, _, rest = case.migrations_dir.partition("/")
         migrations = _rendered_top_level(template, stack, head) / rest
-        for folder in (source, migrations):
+        owned = [_rendered_top_level(template, stack, d) for d in case.owned_dirs]
+        for folder in (*owned, migrations):
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                 with path.open("a", encoding="utf-8") as handle:
                     handle.write(f"{case.comment} {SERVICE_MARK}\n")
@@ -273,8 +282,9 @@ def files_of(root: Path) -> dict[str, Path]:
     }
 
 
-def is_service_owned(relpath: str) -> bool:
-    return any(relpath == o or (o.endswith("/") and relpath.startswith(o)) for o in SERVICE_OWNED)
+def is_service_owned(relpath: str, stack: str) -> bool:
+    owned = STACKS[stack].service_owned
+    return any(relpath == o or (o.endswith("/") and relpath.startswith(o)) for o in owned)
 
 
 def generate(
@@ -315,7 +325,7 @@ class TeamEdits:
 def make_team_edits(repo: Path, stack: str) -> TeamEdits:
     case = STACKS[stack]
     edits = TeamEdits(edited={}, deleted=[], added={}, readme_notes="")
-    for folder in (case.source_dir, case.tests_dir):
+    for folder in case.owned_dirs:
         owned = sorted(p for p in (repo / folder).rglob("*") if p.is_file())
         assert len(owned) >= 2, f"expected the {stack} service to ship files under {folder}/"
         first, last = owned[0], owned[-1]
@@ -417,7 +427,7 @@ def test_service_owned_files_are_never_touched(
     """Release 0.2.0 changed every service-owned file; none of that arrives."""
     run = updated(stack, combo)
     after = files_of(run.repo)
-    owned_before = {rel: data for rel, data in run.before.items() if is_service_owned(rel)}
+    owned_before = {rel: data for rel, data in run.before.items() if is_service_owned(rel, stack)}
     assert owned_before, "no service-owned files were generated"
     for rel, data in owned_before.items():
         assert rel in after, f"the update deleted the service's {rel}"
@@ -463,10 +473,10 @@ def test_platform_files_equal_a_fresh_copy(
     fresh = files_of(render(**run.answers))
     after = files_of(run.repo)
 
-    stale = sorted(rel for rel in set(after) - set(fresh) if not is_service_owned(rel))
+    stale = sorted(rel for rel in set(after) - set(fresh) if not is_service_owned(rel, stack))
     assert stale == [], f"files a fresh 0.2.0 copy does not have: {stale}"
     for rel, fresh_path in fresh.items():
-        if is_service_owned(rel):
+        if is_service_owned(rel, stack):
             continue
         assert rel in after, f"{rel} is missing after the update"
         got, want = after[rel].read_bytes(), fresh_path.read_bytes()
@@ -486,7 +496,7 @@ def test_check_update_reports_what_the_workflow_reads(
     updated: Callable[[str, str], Updated], update_env: dict[str, str]
 ) -> None:
     """The template-update workflow parses exactly these keys with jq."""
-    run = updated("python", "defaults")
+    run = updated(ANY_STACK, "defaults")
     done = subprocess.run(
         [PY, "-m", "copier", "check-update", "--output-format", "json"],
         cwd=run.repo,
@@ -506,7 +516,7 @@ def test_check_update_reports_what_the_workflow_reads(
 
 
 def test_the_renamed_answer_is_migrated_from_0_1_0(updated: Callable[[str, str], Updated]) -> None:
-    run = updated("python", "canary-ecr")
+    run = updated(ANY_STACK, "canary-ecr")
     answers = read_answers(run.repo)
     assert answers[NEW_NAME] == "canary", "the team's old answer fell back to the default"
     assert OLD_NAME not in answers
@@ -519,7 +529,7 @@ def test_the_migration_does_not_run_again_after_0_2_0(
     update_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    run = updated("python", "canary-ecr")
+    run = updated(ANY_STACK, "canary-ecr")
     repo = writable_copy(run.repo, tmp_path / "service")
     commit_all(repo, update_env, "Take Slipway 0.2.0")
 
@@ -565,7 +575,7 @@ def test_switching_strategy_and_registry_leaves_no_stale_files(
     update_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    run = updated("python", "defaults")
+    run = updated(ANY_STACK, "defaults")
     repo = writable_copy(run.repo, tmp_path / "service")
     commit_all(repo, update_env, "Take Slipway 0.2.0")
     # The team customises staging and deletes production's component.
@@ -582,8 +592,8 @@ def test_switching_strategy_and_registry_leaves_no_stale_files(
 
     fresh = files_of(render(**SWITCH, cluster=cluster))
     after = files_of(repo)
-    platform_fresh = {r for r in fresh if not is_service_owned(r)}
-    assert {r for r in after if not is_service_owned(r)} == platform_fresh
+    platform_fresh = {r for r in fresh if not is_service_owned(r, ANY_STACK)}
+    assert {r for r in after if not is_service_owned(r, ANY_STACK)} == platform_fresh
     assert set(before) - set(after), "the switch should have removed the old variant's files"
     assert set(after) - set(before), "the switch should have added the new variant's files"
     for rel in platform_fresh - {"README.md", ".copier-answers.yml"}:
@@ -634,7 +644,7 @@ def test_an_invalid_answer_fails_clearly_and_leaves_the_tree_as_it_was(
 def test_a_dirty_tree_is_refused_and_left_alone(
     updated: Callable[[str, str], Updated], update_env: dict[str, str], tmp_path: Path
 ) -> None:
-    run = updated("python", "defaults")
+    run = updated(ANY_STACK, "defaults")
     repo = writable_copy(run.repo, tmp_path / "service")  # the update is not committed
     status = git(repo, update_env, "status", "--porcelain")
     assert status
@@ -755,7 +765,7 @@ def test_workflow_lists_conflicts_for_its_pull_request(
 def test_workflow_finds_no_conflicts_after_a_clean_update(
     updated: Callable[[str, str], Updated], render: RenderFn, tmp_path: Path
 ) -> None:
-    run = updated("python", "defaults")
+    run = updated(ANY_STACK, "defaults")
     done, outputs, _ = run_workflow_step(
         render, run.repo, "Look for conflicts", tmp_path, CURRENT="0.1.0", LATEST="0.2.0"
     )
@@ -768,7 +778,7 @@ def test_workflow_stops_when_an_update_changes_workflows(
     updated: Callable[[str, str], Updated], render: RenderFn, tmp_path: Path
 ) -> None:
     """0.2.0 changed the template-update workflow: GITHUB_TOKEN could not push it."""
-    run = updated("python", "defaults")
+    run = updated(ANY_STACK, "defaults")
     step = "Stop if the update changes workflows"
     done, _, summary = run_workflow_step(render, run.repo, step, tmp_path, LATEST="0.2.0")
     assert done.returncode == 1
@@ -783,7 +793,7 @@ def test_workflow_goes_on_when_no_workflow_changes(
     update_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    run = updated("python", "defaults")
+    run = updated(ANY_STACK, "defaults")
     repo = writable_copy(run.repo, tmp_path / "service")
     commit_all(repo, update_env, "Take Slipway 0.2.0")
     (repo / "Makefile").write_text((repo / "Makefile").read_text() + "# an update's change\n")

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from copier import run_copy
 
+from extensions.slipway import available_pairs, stacks_by_tool
+
 CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     # (id, answers, fragments the message must contain)
     ("name-empty", {"project_name": "   "}, ["project name must not be empty"]),
@@ -30,17 +32,6 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("owner-empty", {"github_owner": ""}, ["not a valid GitHub"]),
     ("description-empty", {"description": "  "}, ["description must not be empty"]),
     ("description-too-long", {"description": "x" * 301}, ["301 characters", "at most 300"]),
-    ("prisma", {"migration_tool": "prisma"}, ["prisma needs a typescript service", "alembic"]),
-    (
-        "golang-migrate",
-        {"migration_tool": "golang-migrate"},
-        ["golang-migrate needs a", "choose one of: alembic"],
-    ),
-    (
-        "golang-migrate-python",
-        {"migration_tool": "golang-migrate", "stack": "python"},
-        ["golang-migrate needs a", "alembic"],
-    ),
     (
         "alembic-with-go",
         {"migration_tool": "alembic", "stack": "go"},
@@ -55,6 +46,22 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("unknown-registry", {"registry": "quay"}, ["'quay' is not in"]),
     ("unknown-strategy", {"deploy_strategy": "rolling"}, ["'rolling' is not in"]),
 ]
+
+
+def _unshipped() -> list[tuple[str, dict[str, Any], list[str]]]:
+    """Every (tool, stack) pair the registry does not ship yet is refused, naming
+    the tools that do ship."""
+    shipped = sorted({tool for tool, _ in available_pairs()})
+    cases = []
+    for tool, stacks in stacks_by_tool().items():
+        for stack in stacks:
+            if (tool, stack) not in available_pairs():
+                answers = {"migration_tool": tool, **({"stack": stack} if len(stacks) > 1 else {})}
+                cases.append((f"{tool}-{stack}-unshipped", answers, [tool, *shipped]))
+    return cases
+
+
+CASES += _unshipped()
 
 
 @pytest.mark.parametrize(

@@ -258,14 +258,17 @@ def test_the_pipeline_files_are_rendered_and_the_macros_are_not(
 
 def test_workflows_are_stack_agnostic() -> None:
     # Stack differences live in the setup action and the Makefile only.
-    sources = sorted((ROOT / "template/.github/workflows").glob("*.jinja"))
+    sources = [
+        *sorted((ROOT / "template/.github/workflows").glob("*.jinja")),
+        ROOT / "partials/workflows/cloud.jinja",
+    ]
     assert sources
     for path in sources:
         text = path.read_text()
         assert not re.search(r"\bstack\b", text.replace("stack-agnostic", "")), path.name
         assert not re.search(r"\b(python|pip|npm|node|alembic|prisma)\b", text, re.I), path.name
     action = (ROOT / "template/.github/actions/setup/action.yml.jinja").read_text()
-    assert "stack ==" in action
+    assert "'partials/stacks/' ~ stack ~ '/setup-steps.yml.jinja'" in action
 
 
 def test_setup_action_installs_the_stack_toolchain(rendered: list[Rendered]) -> None:

@@ -40,6 +40,8 @@ def evaluate(source: Any, context: dict[str, Any]) -> str:
 def choices(question: dict[str, Any]) -> list[tuple[Any, str | None]]:
     """(value, per-choice validator) for each choice, whatever form copier.yml uses."""
     raw = question.get("choices") or []
+    if isinstance(raw, str):  # a template (extensions/stacks.yml) that renders to YAML
+        raw = yaml.safe_load(evaluate(raw, {}))
     entries = list(raw.values()) if isinstance(raw, dict) else list(raw)
     found: list[tuple[Any, str | None]] = []
     for entry in entries:

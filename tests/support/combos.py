@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from allpairspy import AllPairs
 
-from tests.support.answers import QUESTIONS
+from tests.support.answers import QUESTIONS, choices
 
 # The questions whose every pair must be rendered together.
 PAIRED = ("registry", "cluster", "deploy_strategy", "migration_runner")
@@ -30,10 +30,7 @@ DELIVERY = PAIRED + SINGLE
 
 def values(question: str) -> list[str]:
     """The answer values of a choice question, in copier.yml's order."""
-    result = []
-    for choice in QUESTIONS[question]["choices"].values():
-        result.append(choice["value"] if isinstance(choice, dict) else choice)
-    return [str(v) for v in result]
+    return [str(value) for value, _ in choices(QUESTIONS[question])]
 
 
 def _valid(row: list[str]) -> bool:

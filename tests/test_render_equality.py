@@ -1,0 +1,214 @@
+"""Template refactors must not change what `copier copy`/`copier update` see.
+
+Renders the pairwise delivery answer sets plus every choice of every question
+from a baseline commit and from the working tree, and requires byte-identical
+output (content and executable bit) except for the changes listed in INTENDED.
+
+Moving the baseline: once a branch whose intended changes are listed here is
+merged, set BASELINE to the merge commit (`git rev-parse HEAD` on main) and
+empty INTENDED. The baseline must be in the clone (CI checks out full history).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.answers import ROOT, context_for, every_choice, expected_refusal
+from tests.support.combos import combos
+from tests.support.render import RenderFn, renderer
+
+# Shares the working tree's every-choice renders with tests/test_render.py.
+pytestmark = pytest.mark.xdist_group("render")
+
+# main before the stack registry (issue 8).
+BASELINE = "049877c7e8b12ea6ddcfb69d519976805387698a"
+
+
+@dataclass(frozen=True)
+class Intended:
+    """A change the working tree makes on purpose, relative to BASELINE."""
+
+    path: str  # fnmatch pattern of the rendered path
+    why: str
+    when: dict[str, str] = field(default_factory=dict)  # limited to these answers (resolved)
+
+
+INTENDED: tuple[Intended, ...] = (
+    Intended(
+        "*",
+        "the TypeScript + Prisma stack (issue 9): the baseline refuses migration_tool=prisma",
+        {"stack": "typescript"},
+    ),
+)
+
+
+def _answer_sets() -> list[tuple[str, dict[str, Any]]]:
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, answers in [*every_choice(), *((f"pairwise-{i}", a) for i, a in enumerate(combos()))]:
+        if expected_refusal(answers):
+            continue
+        found.setdefault(json.dumps(answers, sort_keys=True), (name, answers))
+    return list(found.values())
+
+
+ANSWER_SETS = _answer_sets()
+
+
+@pytest.fixture(scope="session")
+def baseline_render(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> RenderFn:
+    """Renders of BASELINE, kept in pytest's cache across runs: a commit's
+    renders never change, so only the first run pays for them."""
+    tree = tmp_path_factory.mktemp("baseline") / "slipway"
+    tree.mkdir()
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", BASELINE],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"cannot read baseline {BASELINE} from the clone (shallow? fetch full history): "
+        f"{done.stderr.decode(errors='replace')}"
+    )
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        archive.extractall(tree, filter="tar")
+    fresh = renderer(tree, lambda: tmp_path_factory.mktemp("baseline-render"))
+    store = request.config.cache.mkdir(f"render-baseline-{BASELINE[:12]}")
+
+    def _render(**answers: Any) -> Path:
+        key = json.dumps(answers, sort_keys=True)
+        kept = store / hashlib.sha256(key.encode()).hexdigest()[:16]
+        if not kept.is_dir():
+            staging = store / f".{kept.name}-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(fresh(**answers), staging, symlinks=True)
+            try:
+                staging.rename(kept)  # atomic: a reader never sees half a render
+            except OSError:  # another worker stored it first
+                shutil.rmtree(staging, ignore_errors=True)
+        return kept
+
+    return _render
+
+
+# The answers file records where the template was (a temporary folder).
+_VOLATILE_PREFIX = b"_src_path: "
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, bool]]:
+    """relpath -> (content, executable) for every rendered file."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(root).as_posix()
+        data = path.read_bytes()
+        if rel == ".copier-answers.yml":
+            data = b"".join(
+                line
+                for line in data.splitlines(keepends=True)
+                if not line.startswith(_VOLATILE_PREFIX)
+            )
+        files[rel] = (data, os.access(path, os.X_OK))
+    return files
+
+
+def differences(old: Path | None, new: Path) -> dict[str, str]:
+    """relpath -> a description of how `new` differs from `old` (None: not rendered)."""
+    before = snapshot(old) if old else {}
+    after = snapshot(new)
+    found = {}
+    for rel in sorted(before.keys() | after.keys()):
+        if rel not in after:
+            found[rel] = "removed"
+        elif rel not in before:
+            found[rel] = "added"
+        elif before[rel][1] != after[rel][1]:
+            found[rel] = f"executable bit {before[rel][1]} -> {after[rel][1]}"
+        elif before[rel][0] != after[rel][0]:
+            diff = difflib.unified_diff(
+                before[rel][0].decode(errors="replace").splitlines(),
+                after[rel][0].decode(errors="replace").splitlines(),
+                "baseline",
+                "working tree",
+                lineterm="",
+                n=1,
+            )
+            found[rel] = "\n".join(list(diff)[:40])
+    return found
+
+
+def intended_for(answers: dict[str, Any], rel: str) -> Intended | None:
+    context = context_for(answers)
+    for entry in INTENDED:
+        if fnmatch.fnmatchcase(rel, entry.path) and all(
+            str(context.get(k)) == v for k, v in entry.when.items()
+        ):
+            return entry
+    return None
+
+
+@pytest.fixture(scope="session")
+def compare(render: RenderFn, baseline_render: RenderFn) -> Any:
+    @cache
+    def _compare(key: str) -> dict[str, str]:
+        answers = json.loads(key)
+        try:
+            old = baseline_render(**answers)
+        except ValueError:  # the baseline refused a choice the working tree offers
+            old = None
+        return differences(old, render(**answers))
+
+    return lambda answers: _compare(json.dumps(answers, sort_keys=True))
+
+
+@pytest.mark.parametrize("answers", [pytest.param(a, id=i) for i, a in ANSWER_SETS])
+def test_render_equals_baseline(compare: Any, answers: dict[str, Any]) -> None:
+    unlisted = {rel: how for rel, how in compare(answers).items() if not intended_for(answers, rel)}
+    assert not unlisted, (
+        f"renders differ from {BASELINE} where INTENDED lists no change:\n"
+        + "\n".join(f"--- {rel}: {how}" for rel, how in unlisted.items())
+    )
+
+
+def test_every_intended_change_happens(compare: Any) -> None:
+    """A listed change that no render shows is stale: the list must stay exact."""
+    # By identity: an entry's `when` is a dict, so entries are not hashable.
+    seen = {
+        id(entry)
+        for _, answers in ANSWER_SETS
+        for rel in compare(answers)
+        if (entry := intended_for(answers, rel))
+    }
+    stale = [entry for entry in INTENDED if id(entry) not in seen]
+    assert not stale, f"INTENDED lists changes no render makes: {stale}"
+
+
+def test_a_planted_change_is_reported(render: RenderFn, tmp_path: Path) -> None:
+    """The comparison itself sees content, executable-bit and file-set changes."""
+    original = render()
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, symlinks=True)
+    (copy / "Makefile").write_text((copy / "Makefile").read_text() + "# planted\n")
+    (copy / "README.md").chmod(0o755)
+    (copy / "planted.txt").write_text("x")
+    (copy / ".dockerignore").unlink()
+    found = differences(original, copy)
+    assert set(found) == {"Makefile", "README.md", "planted.txt", ".dockerignore"}
+    assert "+# planted" in found["Makefile"]
+    assert differences(original, original) == {}
