@@ -4,7 +4,7 @@
 VENV := .venv/bin
 export PATH := $(CURDIR)/$(VENV):$(PATH)
 
-.PHONY: help bootstrap test lint drift demo bench
+.PHONY: help bootstrap test lint drift demo bench bench-service
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,3 +33,7 @@ demo: bootstrap ## generate a demo service from the defaults into ./demo-service
 
 bench: bootstrap ## time copy and update renders
 	$(VENV)/python scripts/bench
+
+# ARGS="--ref v0.1.0" adds an older Python service; see scripts/bench-service.
+bench-service: bootstrap ## load-test every stack's service on loopback (1 k and 1 M rows)
+	$(VENV)/python scripts/bench-service $(ARGS)

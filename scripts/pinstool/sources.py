@@ -40,6 +40,7 @@ TOOL_SOURCES: dict[str, Source] = {
     "kubectl": GitTags("kubernetes/kubernetes"),
     "kustomize": GitTags("kubernetes-sigs/kustomize", prefix="kustomize/"),
     "argo_rollouts": GitTags("argoproj/argo-rollouts"),
+    "bombardier": GitTags("codesenberg/bombardier"),
 }
 
 # Chosen by policy, not the newest of anything: never reported as stale.

@@ -170,3 +170,29 @@ def test_body_over_64_kib_is_413(service: RunningService, chunked: bool) -> None
         resp = client.post("/items", content=content, headers={"content-type": "application/json"})
     assert ("transfer-encoding" in resp.request.headers) is chunked
     assert_error(resp, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['{"name": NaN}', '{"name": "x", "description": Infinity}', '{"name": -Infinity}', "NaN"],
+    ids=["nan", "infinity", "minus-infinity", "bare-nan"],
+)
+def test_nan_and_infinity_are_not_json(service: RunningService, raw: str) -> None:
+    # RFC 8259 has no such literals; many parsers accept them by default
+    with service.client() as client:
+        resp = client.post("/items", content=raw, headers={"content-type": "application/json"})
+    assert_error(resp, 400, "invalid_json")
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+def test_a_huge_integer_is_valid_json_of_the_wrong_type(
+    service: RunningService, field: str
+) -> None:
+    # valid JSON (no size limit in RFC 8259) where a string belongs: a 422,
+    # not a parser's refusal passed off as invalid JSON
+    digits = "7" * 5000
+    fields = {"name": digits} if field == "name" else {"name": '"ok"', "description": digits}
+    raw = "{" + ", ".join(f'"{key}": {value}' for key, value in fields.items()) + "}"
+    with service.client() as client:
+        resp = client.post("/items", content=raw, headers={"content-type": "application/json"})
+    assert_error(resp, 422, "validation_error", fields={field})

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from .app import create_app
 from .deps import Lifecycle
+from .http_protocol import TimedHttpToolsProtocol
 from .logs import configure_logging
-from .server import DRAIN_TIMEOUT_SECONDS, KEEP_ALIVE_SECONDS, GracefulServer
+from .server import KEEP_ALIVE_SECONDS, UVICORN_DRAIN_BACKSTOP_SECONDS, GracefulServer
 from .settings import Settings, describe_errors
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -42,7 +43,10 @@ def main() -> int:
         log_config=None,  # keep the JSON logging configured above
         access_log=False,  # the telemetry middleware writes access logs
         server_header=False,
-        timeout_graceful_shutdown=DRAIN_TIMEOUT_SECONDS,
+        timeout_graceful_shutdown=UVICORN_DRAIN_BACKSTOP_SECONDS,
+        # httptools' parser with the slow-client timeouts; uvloop where installed
+        http=TimedHttpToolsProtocol,
+        loop="auto",
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     try:

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.orm import sessionmaker
 
 from . import health, items
 from .db import create_db_engine
@@ -19,11 +18,13 @@ SERVICE_NAME = __name__.partition(".")[0]
 
 
 def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAPI:
-    engine = create_db_engine(settings.sqlalchemy_url, application_name=SERVICE_NAME)
+    engine = create_db_engine(
+        settings.sqlalchemy_url, application_name=SERVICE_NAME, timeout_ms=settings.db_timeout_ms
+    )
     runtime = Runtime(
         engine=engine,
-        sessions=sessionmaker(engine, expire_on_commit=False),
         metrics=Metrics(),
+        db_timeout_ms=settings.db_timeout_ms,
         lifecycle=lifecycle or Lifecycle(),
     )
 

@@ -1,16 +1,18 @@
-"""Per-process state shared by the endpoints, and the dependencies that hand it out."""
+"""Per-process state shared by the endpoints, and the dependency that hands it out."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, cast
+from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine
 
+from .db import run_bounded
 from .telemetry import Metrics
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -23,19 +25,18 @@ class Lifecycle:
 @dataclass
 class Runtime:
     engine: Engine
-    sessions: sessionmaker[Session]
     metrics: Metrics
+    db_timeout_ms: int
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
+    async def db(self, work: Callable[[Connection], T]) -> T:
+        """`work` on a pooled connection, bounded by DB_TIMEOUT_MS."""
+        return await run_bounded(self.engine, self.db_timeout_ms, work)
 
-def get_runtime(request: Request) -> Runtime:
+
+# async: FastAPI would run a plain function in a worker thread, per request.
+async def get_runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
 
 
-def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
-    with runtime.sessions() as session:
-        yield session
-
-
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[Session, Depends(get_session)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +19,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+
+from .db import DatabaseTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +121,23 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 def _allowed_methods(request: Request) -> list[str]:
     # Starlette's Allow header names only the first route that matched the
     # path, but a path has one route per method (GET /items, POST /items).
+    # HEAD is served wherever GET is (the telemetry middleware routes it as GET).
     routes = request.app.router.routes
-    return [
+    allowed = [
         method
         for method in _METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
     ]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return allowed
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
-    # Connection-level failures only: the request itself was fine, a retry may succeed.
+    # Connection-level failures and timeouts (DB_TIMEOUT_MS: statement, lock or
+    # pool wait): the request itself was fine, a retry may succeed.
     log.warning(
         "database unavailable",
         extra={"path": request.url.path, "error": type(exc).__name__, "reason": str(exc)[:300]},
@@ -156,6 +163,7 @@ def install_error_handlers(app: FastAPI) -> None:
         OperationalError: _on_database_unavailable,
         InterfaceError: _on_database_unavailable,
         PoolTimeoutError: _on_database_unavailable,
+        DatabaseTimeoutError: _on_database_unavailable,
         Exception: _on_unexpected,
     }
     for exc_class, handler in handlers.items():
@@ -183,16 +191,47 @@ class JsonBodyRoute(APIRoute):
                     "unsupported_media_type",
                     f"{request.method} {request.url.path} takes Content-Type: application/json",
                 )
+            body = await _read_capped(request)
             try:
-                json.loads(await _read_capped(request))
+                parsed = json.loads(body, parse_constant=_not_json, parse_int=_integer)
             except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+                if isinstance(exc, json.JSONDecodeError):
+                    reason = exc.msg
+                else:
+                    reason = str(exc) if isinstance(exc, _NotJsonError) else type(exc).__name__
                 raise ApiError(
                     400, "invalid_json", f"request body is not valid JSON: {reason}"
                 ) from None
+            # Starlette's cache of the parsed body: FastAPI validates this one.
+            request._json = parsed
             return await handler(request)
 
         return checked_handler
+
+
+class _NotJsonError(ValueError):
+    pass
+
+
+def _not_json(literal: str) -> NoReturn:
+    # Python's json module accepts these by default; RFC 8259 has no such values.
+    raise _NotJsonError(f"{literal} is not a JSON value")
+
+
+class OversizedInteger:
+    """A JSON integer with more digits than int() converts (CPython refuses
+    over 4,300: converting is quadratic). Valid JSON, so not a 400; no field
+    takes one, so validation answers 422 naming the field."""
+
+    __slots__ = ()
+
+
+_MAX_INT_DIGITS = 4000
+_OVERSIZED = OversizedInteger()
+
+
+def _integer(text: str) -> object:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else _OVERSIZED
 
 
 async def _read_capped(request: Request) -> bytes:

@@ -1,23 +1,28 @@
-"""The example resource: create, list (paginated), get by id."""
+"""The example resource: create, list (keyset pages), get by id."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
-from sqlalchemy import func, select
+from sqlalchemy import Connection, insert, select
 
-from .deps import SessionDep
+from .deps import RuntimeDep
 from .errors import ApiError, JsonBodyRoute
 from .models import Item
 from .schemas import ItemCreate, ItemOut, ItemPage
 
-# Ids and offsets beyond PostgreSQL's bigint are refused (422), not sent to the database.
+# Ids beyond PostgreSQL's bigint are refused (422), not sent to the database.
 BIGINT_MAX = 2**63 - 1
 _DIGITS = re.compile(r"[+-]?[0-9]+")
+# What encode_cursor can produce: base64url of a bigint's digits, unpadded.
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,27}")
+_COLUMNS = (Item.id, Item.name, Item.description, Item.created_at)
 
 
 def _integer_text(value: object) -> object:
@@ -27,44 +32,92 @@ def _integer_text(value: object) -> object:
     return value
 
 
+def encode_cursor(last_id: int) -> str:
+    """The position after `last_id`, opaque to clients (they must not build their own)."""
+    return base64.urlsafe_b64encode(str(last_id).encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(value: object) -> object:
+    """The id a cursor from encode_cursor stands for; anything else is a 422."""
+    if value is None:
+        return None
+    not_issued = PydanticCustomError("cursor", "not a cursor this service issued")
+    if not isinstance(value, str) or not _CURSOR.fullmatch(value):
+        raise not_issued
+    try:
+        digits = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise not_issued from None
+    if not digits.isdigit() or len(digits) > 19 or encode_cursor(int(digits)) != value:
+        raise not_issued
+    last_id = int(digits)
+    if not 0 < last_id <= BIGINT_MAX:
+        raise not_issued
+    return last_id
+
+
 # Bounds before the validator, so they reach the OpenAPI schema as minimum/maximum.
 Limit = Annotated[int, Field(ge=1, le=100), BeforeValidator(_integer_text)]
-Offset = Annotated[int, Field(ge=0, le=BIGINT_MAX), BeforeValidator(_integer_text)]
 ItemId = Annotated[int, Field(gt=0, le=BIGINT_MAX), BeforeValidator(_integer_text)]
+Cursor = Annotated[
+    int | None,
+    BeforeValidator(decode_cursor),
+    # what clients see: a string to pass back, not the id inside it
+    WithJsonSchema(
+        {"type": "string", "maxLength": 200, "description": "`next` of an earlier page"}
+    ),
+]
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=JsonBodyRoute)
 
 
 @router.post("", status_code=201)
-def create_item(payload: ItemCreate, session: SessionDep, response: Response) -> ItemOut:
-    item = Item(name=payload.name, description=payload.description)
-    session.add(item)
-    session.commit()
+async def create_item(payload: ItemCreate, runtime: RuntimeDep, response: Response) -> ItemOut:
+    def create(conn: Connection) -> ItemOut:
+        row = conn.execute(
+            insert(Item)
+            .values(name=payload.name, description=payload.description)
+            .returning(*_COLUMNS)
+        ).one()
+        conn.commit()
+        return ItemOut.model_validate(row)
+
+    item = await runtime.db(create)
     response.headers["Location"] = f"/items/{item.id}"
-    return ItemOut.model_validate(item)
+    return item
 
 
 @router.get("")
-def list_items(
-    session: SessionDep,
+async def list_items(
+    runtime: RuntimeDep,
     limit: Annotated[Limit, Query()] = 20,
-    offset: Annotated[Offset, Query()] = 0,
+    cursor: Annotated[Cursor, Query()] = None,
 ) -> ItemPage:
-    # One snapshot for both queries, so `total` matches the page.
-    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    total = session.scalar(select(func.count()).select_from(Item)) or 0
-    rows = session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset))
-    return ItemPage(
-        items=[ItemOut.model_validate(row) for row in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    # Keyset: the primary-key index finds the page start, so a page costs the
+    # same at any depth and any table size (no count(*), no OFFSET). One row
+    # more than the page tells whether another page follows.
+    query = select(*_COLUMNS).order_by(Item.id).limit(limit + 1)
+    if cursor is not None:
+        query = query.where(Item.id > cursor)
+
+    def fetch(conn: Connection) -> list[ItemOut]:
+        return [ItemOut.model_validate(row) for row in conn.execute(query)]
+
+    rows = await runtime.db(fetch)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return ItemPage(items=page, limit=limit, next=encode_cursor(page[-1].id) if more else None)
 
 
 @router.get("/{id}")
-def get_item(item_id: Annotated[ItemId, Path(alias="id")], session: SessionDep) -> ItemOut:
-    item = session.get(Item, item_id)
+async def get_item(item_id: Annotated[ItemId, Path(alias="id")], runtime: RuntimeDep) -> ItemOut:
+    query = select(*_COLUMNS).where(Item.id == item_id)
+
+    def fetch(conn: Connection) -> ItemOut | None:
+        row = conn.execute(query).one_or_none()
+        return None if row is None else ItemOut.model_validate(row)
+
+    item = await runtime.db(fetch)
     if item is None:
         raise ApiError(404, "not_found", f"item {item_id} does not exist")
-    return ItemOut.model_validate(item)
+    return item

@@ -55,6 +55,6 @@ class ItemOut(BaseModel):
 
 class ItemPage(BaseModel):
     items: list[ItemOut]
-    total: int
     limit: int
-    offset: int
+    # The cursor of the next page; null on the last one.
+    next: str | None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import socket
 import threading
 from types import FrameType
 
@@ -13,6 +15,9 @@ from .deps import Lifecycle
 
 # After the grace period, how long in-flight requests may take to finish.
 DRAIN_TIMEOUT_SECONDS = 5
+# uvicorn's own drain limit, a backstop behind the cut at DRAIN_TIMEOUT_SECONDS:
+# at its limit uvicorn cancels requests with an error log and a traceback each.
+UVICORN_DRAIN_BACKSTOP_SECONDS = DRAIN_TIMEOUT_SECONDS + 2
 # Longer than the idle timeout of the proxies that pool connections to the
 # service (ingress-nginx upstream keep-alive and cloud load balancers: 60 s).
 # With uvicorn's 5 s default, a proxy can send a request on a connection the
@@ -51,6 +56,27 @@ class GracefulServer(uvicorn.Server):
         timer = threading.Timer(self.grace_seconds, self._stop_accepting)
         timer.daemon = True
         timer.start()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # When the drain is over, close the connections still open: their
+        # requests end as client hang-ups (499, logged at info), and work still
+        # waiting on the database is abandoned, not waited for.
+        cut = asyncio.get_running_loop().call_later(DRAIN_TIMEOUT_SECONDS, self._cut_connections)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            cut.cancel()
+
+    def _cut_connections(self) -> None:
+        open_connections = list(self.server_state.connections)
+        if open_connections:
+            log.info(
+                "drain over: closing connections", extra={"connections": len(open_connections)}
+            )
+        for connection in open_connections:
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
 
     def _stop_accepting(self) -> None:
         log.info("grace period over: draining in-flight requests")

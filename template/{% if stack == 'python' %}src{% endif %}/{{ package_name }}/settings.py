@@ -67,6 +67,8 @@ class Settings(DatabaseSettings):
     log_level: LogLevel = "info"
     # Long enough for the load balancer to notice the failing readiness probe.
     shutdown_grace_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
+    # The bound on one request's database work: statement, lock and pool waits.
+    db_timeout_ms: Annotated[int, Field(ge=100, le=60_000)] = 5000
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -13,6 +14,10 @@ from prometheus_client.process_collector import ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "unmatched"
+# nginx's status for "client closed request": not a server error, not a success.
+CLIENT_CLOSED_REQUEST = 499
+# Set in the scope by the HTTP server when it closed a stalled request (408).
+SLOW_CLIENT_KEY = "slipway.slow_client"
 # Clients can send any token as a method; label only the standard ones so a
 # scanner cannot create unbounded series.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -59,7 +64,14 @@ def route_template(scope: Scope) -> str:
 
 
 class TelemetryMiddleware:
-    """Pure ASGI (no response buffering); reads the route the router stored in the scope."""
+    """Pure ASGI (no response buffering); reads the route the router stored in the scope.
+
+    Also where a request ends when its client goes away: a hang-up while the
+    body arrives, while the database works, or a connection cut at the end of
+    the shutdown drain is counted and logged as 499 (client closed request) at
+    info, never as a 5xx with a traceback. And HEAD is routed as GET (RFC 9110:
+    wherever GET is served); the server sends the headers without the body.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -70,29 +82,73 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        inner = {**scope, "method": "GET"} if scope["method"] == "HEAD" else scope
         status = 500  # what the client gets if the app raises before responding
-        observed = False
+        observed = responded = client_gone = False
+        watcher: asyncio.Task[None] | None = None
+        request_task = asyncio.current_task()
 
         def observe() -> None:
             nonlocal observed
             if not observed:
                 observed = True
                 seconds = time.perf_counter() - started
-                self.metrics.observe(scope["method"], route_template(scope), status, seconds)
+                self.metrics.observe(scope["method"], route_template(inner), status, seconds)
+
+        async def wait_for_hang_up() -> None:
+            # Once the body is in (a bodiless request's empty one may still be
+            # queued), the server's receive() returns only when the client
+            # disconnects or the response is complete.
+            nonlocal client_gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not responded and request_task is not None:
+                client_gone = True
+                request_task.cancel()  # abandons the database work too
+
+        def watch() -> None:
+            nonlocal watcher
+            if watcher is None:
+                watcher = asyncio.create_task(wait_for_hang_up())
+
+        async def receive_and_watch() -> Message:
+            nonlocal client_gone
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                client_gone = True
+            elif not message.get("more_body", False):
+                watch()
+            return message
 
         async def send_and_observe(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body"):
+                responded = True
                 # Count before the last byte leaves: a client that has its
                 # response finds it in /metrics (no race for scrapers or tests).
                 observe()
             await send(message)
 
+        if not _has_body(scope):
+            watch()
         try:
-            await self.app(scope, receive, send_and_observe)
+            await self.app(inner, receive_and_watch, send_and_observe)
+        except (Exception, asyncio.CancelledError):
+            # Cancelled: by the watcher above, or by the server at the end of
+            # the shutdown drain (its connection is closed, so the client is
+            # gone either way). Any other failure after a hang-up is a
+            # consequence of it (Starlette's ClientDisconnect while reading).
+            cancelled = request_task is not None and request_task.cancelling() > 0
+            if not (client_gone or cancelled) or responded:
+                raise
+            status = 408 if scope.get(SLOW_CLIENT_KEY) else CLIENT_CLOSED_REQUEST
+            if cancelled and client_gone and request_task is not None:
+                request_task.uncancel()
         finally:
+            if watcher is not None:
+                watcher.cancel()
             observe()  # if the app failed before its last body message
             access_log.info(
                 "request",
@@ -103,3 +159,10 @@ class TelemetryMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
             )
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
