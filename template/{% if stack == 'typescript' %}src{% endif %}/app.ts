@@ -35,6 +35,10 @@ export interface AppDeps {
 }
 
 declare module "fastify" {
+  interface FastifyInstance {
+    /** Log and count every unanswered request as 499: shutdown is about to cut them. */
+    recordCutRequests(): void;
+  }
   interface FastifyRequest {
     /** The route label for metrics when no route matched (405s). */
     routeLabel: string | undefined;
@@ -59,6 +63,11 @@ export function buildApp(deps: AppDeps) {
   });
 
   app.decorateRequest("routeLabel", undefined);
+  // Requests without an answer yet, each with its recorder (see onRequest).
+  const unanswered = new Set<(finished: boolean) => void>();
+  app.decorate("recordCutRequests", () => {
+    for (const record of [...unanswered]) record(false);
+  });
   app.addHook("onRoute", (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     routes.add(route.url, methods);
@@ -81,6 +90,7 @@ export function buildApp(deps: AppDeps) {
     const record = (finished: boolean): void => {
       if (recorded) return;
       recorded = true;
+      unanswered.delete(record);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const status = finished ? reply.statusCode : CLIENT_CLOSED;
       const route =
@@ -99,6 +109,7 @@ export function buildApp(deps: AppDeps) {
         status === CLIENT_CLOSED ? "client closed the connection" : "request",
       );
     };
+    unanswered.add(record);
     reply.raw.once("finish", () => {
       record(true);
     });

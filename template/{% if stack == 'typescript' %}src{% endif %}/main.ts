@@ -52,9 +52,19 @@ async function main(): Promise<void> {
     await sleep(config.shutdownGraceSeconds * 1000);
     const started = Date.now();
     // Stops accepting connections; in-flight requests finish (each bounded by DB_TIMEOUT_MS).
-    await withDeadline(app.close(), DRAIN_MS, "drain").catch(() => {
-      logger.warn("requests still in flight after the drain period were abandoned");
-    });
+    const closing = app.close();
+    const drained = await withDeadline(closing, DRAIN_MS, "drain").then(
+      () => true,
+      () => false,
+    );
+    if (!drained) {
+      logger.warn("requests still in flight after the drain period are cut");
+      // Logged and counted as 499 now: the process ends before their sockets'
+      // close events would run.
+      app.recordCutRequests();
+      app.server.closeAllConnections();
+      await withDeadline(closing, 1_000, "cut").catch(() => undefined);
+    }
     await db.close(Math.max(DRAIN_MS - (Date.now() - started), 200));
     logger.info("stopped");
     process.exit(0);
