@@ -34,11 +34,28 @@ def manifest_combos() -> list[dict[str, str]]:
                     if router is not None:
                         answers["traffic_router"] = router
                     combos.append(answers)
+    # Stacks change the migration command and the runtime's /tmp: each other
+    # stack's Job and Rollout, once per runner.
+    from tests.conformance.stacks import STACKS
+
+    for stack in STACKS.values():
+        if stack.answers:
+            combos += [
+                {**combos[0], "migration_runner": r, **stack.answers}
+                for r in values("migration_runner")
+            ]
     return combos
 
 
 def combo_id(answers: dict[str, str]) -> str:
-    keys = ("deploy_strategy", "traffic_router", "analysis_provider", "migration_runner")
+    keys = (
+        "deploy_strategy",
+        "traffic_router",
+        "analysis_provider",
+        "migration_runner",
+        "migration_tool",
+        "stack",
+    )
     return "-".join(answers[k] for k in keys if k in answers)
 
 
