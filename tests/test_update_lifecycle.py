@@ -338,6 +338,7 @@ def make_team_edits(repo: Path, stack: str) -> TeamEdits:
     edits.added[migration] = f"{case.comment} the team's second migration\n"
     edits.added["local.mk"] = "team-target:\n\t@echo team\n"
     for rel, content in edits.added.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)  # e.g. one folder per migration
         (repo / rel).write_text(content)
 
     edits.readme_notes = "\n## Team notes\n\nThe on-call rota lives in the team wiki.\n"
