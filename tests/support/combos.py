@@ -147,7 +147,7 @@ def stack_combos() -> list[dict[str, Any]]:
     """Every stack other than the defaults' on two delivery rows (a blue-green
     and a canary one): stacks change only the setup action, the Makefile, the
     Dockerfile and the migration command, not the delivery matrix."""
-    from tests.conformance.stacks import STACKS
+    from tests.conformance.stacks import STACKS  # late: that module imports the suite's helpers
 
     rows = combos()
     picked = [rows[0], next(r for r in rows if r["deploy_strategy"] == "canary")]

@@ -36,7 +36,7 @@ def manifest_combos() -> list[dict[str, str]]:
                     combos.append(answers)
     # Stacks change the migration command and the runtime's /tmp: each other
     # stack's Job and Rollout, once per runner.
-    from tests.conformance.stacks import STACKS
+    from tests.conformance.stacks import STACKS  # late: that module imports the suite's helpers
 
     for stack in STACKS.values():
         if stack.answers:
