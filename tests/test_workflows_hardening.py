@@ -13,6 +13,7 @@ import yaml
 
 from extensions.slipway import load_pins
 from tests.conftest import ROOT, RenderFn
+from tests.support.answers import context_for
 from tests.support.combos import (
     SETUP_ACTION,
     WORKFLOWS,
@@ -271,17 +272,44 @@ def test_workflows_are_stack_agnostic() -> None:
     assert "'partials/stacks/' ~ stack ~ '/setup-steps.yml.jinja'" in action
 
 
+# Per stack: the setup action's steps, and the runtime input with its pinned value.
+SETUP = {
+    "python": (
+        ["actions/setup-python", "astral-sh/setup-uv", "make setup"],
+        "python-version",
+        str(load_pins()["runtimes"]["python"]["version"]),
+    ),
+    "typescript": (
+        ["actions/setup-node", "astral-sh/setup-uv", "make setup"],
+        "node-version",
+        str(load_pins()["tools"]["node"]),
+    ),
+}
+# Per stack: the package ecosystem Dependabot updates besides actions and images.
+ECOSYSTEM = {"python": "uv", "typescript": "npm"}
+
+
+def stack_of(r: Rendered) -> str:
+    return str(context_for(r.answers)["stack"])
+
+
 def test_setup_action_installs_the_stack_toolchain(rendered: list[Rendered]) -> None:
-    runtime = load_pins()["runtimes"]["python"]["version"]
+    assert {stack_of(r) for r in rendered} == set(SETUP), "a stack without expected setup steps"
 
     def check(r: Rendered) -> Iterator[str]:
         action = r.setup_action()
+        expected, runtime_input, runtime = SETUP[stack_of(r)]
         got = [str(s.get("uses", s.get("run"))).split("@")[0] for s in action["runs"]["steps"]]
-        if got != ["actions/setup-python", "astral-sh/setup-uv", "make setup"]:
+        if got != expected:
             yield f"setup action steps are {got}"
-        python = action["runs"]["steps"][0]["with"]["python-version"]
-        if python != runtime:
-            yield f"setup-python {python}, pinned runtime {runtime}"
+        version = action["runs"]["steps"][0]["with"][runtime_input]
+        if version != runtime:
+            yield f"{got[0]} {version}, pinned runtime {runtime}"
+        if stack_of(r) == "typescript":
+            # setup-node caches by default since v5: only when the caller asks.
+            node = action["runs"]["steps"][0]["with"]
+            if node.get("package-manager-cache") is not False:
+                yield "setup-node's default npm cache is not turned off"
         deploy = r.workflow("deploy")["jobs"]
         for where, job in [("deploy", j) for j in deploy.values()]:
             for step in steps(job):
@@ -298,7 +326,7 @@ def test_dependabot_updates_actions_docker_and_the_stack_weekly_with_cooldown(
     def check(r: Rendered) -> Iterator[str]:
         config = yaml.safe_load((r.root / ".github/dependabot.yml").read_text())
         updates = {u["package-ecosystem"]: u for u in config["updates"]}
-        if set(updates) != {"github-actions", "docker", "uv"}:
+        if set(updates) != {"github-actions", "docker", ECOSYSTEM[stack_of(r)]}:
             yield f"ecosystems are {sorted(updates)}"
         if "/.github/actions/setup" not in updates["github-actions"].get("directories", []):
             yield "the composite setup action's pins are not updated"
