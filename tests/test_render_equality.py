@@ -47,7 +47,12 @@ class Intended:
     when: dict[str, str] = field(default_factory=dict)  # limited to these answers (resolved)
 
 
+_CONTRACT_0_2 = "the Python service meets service contract 0.2 (wip/resilience, f01ff4e)"
 INTENDED: tuple[Intended, ...] = (
+    *(
+        Intended(path, _CONTRACT_0_2, {"stack": "python"})
+        for path in ("src/*", "tests/*", "pyproject.toml", "uv.lock", "README.md")
+    ),
     Intended(
         "*",
         "the TypeScript + Prisma stack (issue 9): the baseline refuses migration_tool=prisma",
