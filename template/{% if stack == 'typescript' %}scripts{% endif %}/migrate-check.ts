@@ -1,3 +1,4 @@
+// Managed by Slipway (platform-owned): `copier update` keeps this file current.
 // `make migrate-check`: in a scratch database on DATABASE_URL's server, the
 // committed migrations applied by `prisma migrate deploy` must give exactly
 // what prisma/schema.prisma describes (`prisma migrate diff --exit-code`).
