@@ -4,7 +4,7 @@
 VENV := .venv/bin
 export PATH := $(CURDIR)/$(VENV):$(PATH)
 
-.PHONY: help bootstrap test lint drift demo bench bench-service
+.PHONY: help bootstrap test lint drift demo bench bench-service cluster
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -17,6 +17,13 @@ bootstrap: ## install the template's tooling into .venv
 test: bootstrap lint ## lint, then the whole suite (starts its own PostgreSQL)
 	$(VENV)/pytest -n 2 --dist loadgroup
 
+# The deploy tests' Kubernetes control plane + Argo Rollouts, built from the Go
+# module proxy (7-15 min cold on 2 cores, then cached outside the repo under
+# ~/.cache/slipway/cluster/). `make test` builds it too when missing; this
+# target does it up front, with the build's progress on the terminal.
+cluster: bootstrap ## build or restore the test cluster's binaries (pins.yml `cluster`)
+	$(VENV)/python -m tests.support.cluster.build
+
 lint: bootstrap ## lint the template's own Python
 	$(VENV)/ruff check extensions scripts tests
 	$(VENV)/ruff format --check extensions scripts tests
@@ -26,6 +33,7 @@ drift: bootstrap ## fail when generated files drift from their sources (CI's dri
 	$(VENV)/python scripts/self-ci --check
 	$(VENV)/python scripts/relock-python --check
 	$(VENV)/python scripts/relock-typescript --check
+	$(VENV)/python scripts/regen-openapi --check
 	$(VENV)/uv lock --check
 
 demo: bootstrap ## generate a demo service from the defaults into ./demo-service

@@ -19,6 +19,7 @@ from jinja2 import Environment
 PINS_FILE = Path(__file__).with_name("pins.yml")
 
 STACKS_FILE = Path(__file__).with_name("stacks.yml")
+ROLLOUT_FILE = Path(__file__).with_name("rollout.yml")
 
 # Kubernetes Service names are RFC 1035 labels (must start with a letter), and
 # the slug is also the Python package name's source, so the stricter rule wins.
@@ -41,6 +42,60 @@ def load_pins(path: Path = PINS_FILE) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return data
+
+
+@cache
+def load_rollout(path: Path = ROLLOUT_FILE) -> dict[str, Any]:
+    """Canary steps per environment and analysis settings (extensions/rollout.yml)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not {"canary", "analysis", "blue_green"} <= set(data):
+        raise ValueError(f"{path}: expected `canary:`, `analysis:` and `blue_green:` mappings")
+    for env, steps in data["canary"].items():
+        for step in steps:
+            if step not in ("analysis", "gate") and not (
+                isinstance(step, dict) and len(step) == 1 and {*step} <= {"weight", "pause"}
+            ):
+                raise ValueError(f"{path}: canary.{env} has an unknown step {step!r}")
+    return data
+
+
+def duration_text(value: Any) -> str:
+    """`15s` -> `15 s`, `1m` -> `1 min`: Argo Rollouts' durations in prose."""
+    match = re.fullmatch(r"(\d+)([smh])", str(value))
+    if not match:
+        raise ValueError(f"not a duration like 15s, 1m or 1h: {value!r}")
+    return f"{match[1]} {dict(s='s', m='min', h='h')[match[2]]}"
+
+
+def analysis_seconds(metric: str) -> int:
+    """How long one analysis metric of extensions/rollout.yml runs
+    (initial delay + count x interval)."""
+    settings = load_rollout()["analysis"][str(metric)]
+    return _duration_seconds(metric, settings.get("initial_delay", "0s")) + int(
+        settings["count"]
+    ) * _duration_seconds(metric, settings["interval"])
+
+
+def _duration_seconds(metric: str, value: Any) -> int:
+    seconds = {"s": 1, "m": 60, "h": 3600}
+    found = re.fullmatch(r"(\d+)([smh])", str(value))
+    if not found:
+        raise ValueError(f"{ROLLOUT_FILE}: {metric} has duration {value!r}")
+    return int(found[1]) * seconds[found[2]]
+
+
+def span_text(seconds: Any) -> str:
+    """60 -> `1 minute`, 300 -> `5 minutes`, 45 -> `45 s`."""
+    value = int(seconds)
+    if value % 60:
+        return f"{value} s"
+    minutes = value // 60
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
+
+
+def percent(value: Any) -> str:
+    """0.99 -> `99`, 0.995 -> `99.5`: a ratio as a percentage in prose."""
+    return f"{float(value) * 100:.10g}"
 
 
 @cache
@@ -89,14 +144,36 @@ def stack_profile(migration_tool: str, stack: str) -> dict[str, Any]:
 
 
 def service_owned(migration_tool: str, stack: str | None = None) -> list[str]:
-    """Paths an update never touches: the stack's code and tests, the migrations
-    the team adds, and local.mk (the team's own make targets)."""
+    """Paths an update never touches: the stack's code and tests, its
+    dependency manifests and locks, the migrations the team adds, and local.mk
+    (the team's own make targets)."""
     stack = stack or default_stack(migration_tool)
     profile = stack_profile(migration_tool, stack)
-    paths = [*profile.get("service_owned", [])]
+    paths = [*profile.get("service_owned", []), *profile.get("manifests", [])]
+    paths += profile.get("locks", [])
     if profile.get("migrations_dir"):
         paths.append(profile["migrations_dir"])
-    return [*paths, "local.mk"]
+    return list(dict.fromkeys([*paths, "local.mk"]))  # a lock may also be listed as code
+
+
+_PIN_REF = re.compile(r"\{(tools|runtimes)\.([A-Za-z0-9_]+)\}")
+
+
+def platform_requires(profile: dict[str, Any], pins: dict[str, Any]) -> list[str]:
+    """`group:requirement` for each dependency the stack's gates need, pins resolved."""
+
+    def resolve(match: re.Match[str]) -> str:
+        section, name = match.groups()
+        value = pins.get(section, {}).get(name)
+        if value is None:
+            raise ValueError(f"{STACKS_FILE}: {match.group()} is not in {PINS_FILE}")
+        return str(value)
+
+    return [
+        f"{group}:{_PIN_REF.sub(resolve, requirement)}"
+        for group, requirements in (profile.get("platform_requires") or {}).items()
+        for requirement in requirements
+    ]
 
 
 def exclude_on_update(migration_tool: str, stack: str | None = None) -> str:
@@ -163,6 +240,33 @@ def github_owner_error(value: str) -> str:
         f"'{value}' is not a valid GitHub user or organisation name: use 1 to 39 letters, "
         "digits or single hyphens, not starting or ending with a hyphen."
     )
+
+
+# CODEOWNERS owners: a user login, or a team of the repository's owner
+# (GitHub ignores a team of any other organisation). Team slugs are
+# letters, digits, hyphens and underscores.
+CODEOWNER_RE = re.compile(
+    r"^@(?P<login>[A-Za-z0-9-]+)(?:/(?P<team>[A-Za-z0-9][A-Za-z0-9_-]{0,99}))?$"
+)
+
+
+def codeowner_error(value: str, github_owner: str) -> str:
+    value = str(value)
+    owner = str(github_owner)
+    example = f"@{owner.lower()}/platform"
+    match = CODEOWNER_RE.match(value)
+    if not match or not GITHUB_OWNER_RE.match(match["login"]):
+        return (
+            f"'{value}' is not a GitHub team or user handle: use @<org>/<team> or @<login> "
+            f"(letters, digits, single hyphens; teams may use underscores), e.g. {example}."
+        )
+    if match["team"] and match["login"].lower() != owner.lower():
+        return (
+            f"The team '{value}' belongs to '{match['login']}', but only teams of the "
+            f"repository's owner '{owner}' can be code owners: use @{owner}/<team> "
+            f"(e.g. {example}) or a user @<login>."
+        )
+    return ""
 
 
 def default_stack(migration_tool: str) -> str:
@@ -272,6 +376,7 @@ FILTERS = {
     "slugify": slugify,
     "slug_error": slug_error,
     "github_owner_error": github_owner_error,
+    "codeowner_error": codeowner_error,
     "default_stack": default_stack,
     "stack_unavailable": stack_unavailable,
     "stack_error": stack_error,
@@ -282,6 +387,10 @@ FILTERS = {
     "toml_str": toml_str,
     "md_text": md_text,
     "gha_safe": gha_safe,
+    "duration_text": duration_text,
+    "percent": percent,
+    "analysis_seconds": analysis_seconds,
+    "span_text": span_text,
     "uses": uses,
 }
 
@@ -299,6 +408,7 @@ def derive(context: dict[str, Any], pins: dict[str, Any]) -> dict[str, Any]:
     slug = str(context.get("project_slug") or "service")
     tool = str(context.get("migration_tool") or next(iter(stacks_by_tool())))
     stack = context.get("stack") or default_stack(tool)
+    profile = stack_profile(tool, stack)
     images = {
         name: {**entry, "ref": image_ref(entry)} for name, entry in pins.get("images", {}).items()
     }
@@ -307,10 +417,15 @@ def derive(context: dict[str, Any], pins: dict[str, Any]) -> dict[str, Any]:
         "stack": stack,
         "package_name": slug.replace("-", "_"),
         "runtime": pins.get("runtimes", {}).get(stack, {}),
-        "stack_profile": stack_profile(tool, stack),
+        "stack_profile": profile,
+        "service_owned": service_owned(tool, stack),
+        "platform_requires": platform_requires(profile, pins),
         "images": images,
         "tools": pins.get("tools", {}),
         "actions": pins.get("actions", {}),
+        "rollout": load_rollout(),
+        "ci_gates": load_stacks()["ci_gates"],
+        "contract_gates": load_stacks()["contract_gates"],
     }
 
 

@@ -21,6 +21,7 @@ from tests.support.ci_skips import (  # noqa: F401  (hooks: a skip fails the run
 from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.render import RenderFn as RenderFn  # re-exported for test modules
 from tests.support.render import renderer
+from tests.support.update import Updated, build_template_repo, git_env, updater
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,3 +96,28 @@ def prepared_service(
         return cache[stack]
 
     return _prepare
+
+
+# --- the update-test harness (tests/support/update.py) -------------------------
+
+
+@pytest.fixture(scope="session")
+def update_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An isolated git identity for the template repository and generated repos."""
+    return git_env(tmp_path_factory.mktemp("git-home"))
+
+
+@pytest.fixture(scope="session")
+def template_repo(
+    template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory, update_env: dict[str, str]
+) -> Path:
+    """Tags 0.1.0, 0.2.0 (= the snapshot other tests render) and 0.3.0."""
+    return build_template_repo(template_snapshot, tmp_path_factory, update_env)
+
+
+@pytest.fixture(scope="session")
+def updated(
+    template_repo: Path, update_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str, str], Updated]:
+    """Copy 0.1.0, commit team edits, `make template-update` to 0.2.0 (once per case)."""
+    return updater(template_repo, update_env, tmp_path_factory)

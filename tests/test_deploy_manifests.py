@@ -27,7 +27,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from extensions.slipway import load_pins
+from extensions.slipway import default_stack, load_pins, stack_profile
 from tests.conftest import RenderFn
 from tests.support.deploy import (
     ENVS,
@@ -360,7 +360,8 @@ def contract_paths() -> frozenset[str]:
 @cache
 def service_routes(project: Path) -> frozenset[str]:
     """GET routes declared in the rendered service: FastAPI (router prefix +
-    decorator path) or Fastify (`app.get("/path", ...)`)."""
+    decorator path), Fastify (`app.get("/path", ...)`) or net/http ServeMux
+    patterns ("GET /path")."""
     routes = set()
     for source in (project / "src").rglob("*.py"):
         text = source.read_text()
@@ -369,7 +370,14 @@ def service_routes(project: Path) -> frozenset[str]:
             routes.add((prefix.group(1) if prefix else "") + path)
     for source in (project / "src").rglob("*.ts"):
         routes.update(re.findall(r'\bapp\.get(?:<[^>]*>)?\(\s*"([^"]*)"', source.read_text()))
+    for source in (project / "internal").rglob("*.go"):
+        routes.update(re.findall(r'\.Handle(?:Func)?\(\s*"GET (/[^"]*)"', source.read_text()))
     return frozenset(routes)
+
+
+def profile_of(answers: dict[str, Any]) -> dict[str, Any]:
+    tool = str(answers.get("migration_tool", "alembic"))
+    return stack_profile(tool, str(answers.get("stack") or default_stack(tool)))
 
 
 def probe_and_analysis_paths(built: Built, env: str) -> set[str]:
@@ -476,10 +484,14 @@ def test_images_by_digest_and_hardened_pods(builds: dict[str, Built], combo: str
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"]["drop"] == ["ALL"]
         assert {"requests", "limits"} <= set(container["resources"])
-        # The Python runtime needs a writable /tmp under the read-only root.
+        # A runtime that writes temp files (CPython) gets a writable /tmp under
+        # the read-only root; one that does not (a static Go binary) gets none.
         mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
-        assert "emptyDir" in volumes[mounts["/tmp"]]
+        if profile_of(built.answers)["writable_tmp"]:
+            assert "emptyDir" in volumes[mounts["/tmp"]]
+        else:
+            assert "/tmp" not in mounts and not volumes
         secret = next(e for e in container["env"] if e["name"] == "DATABASE_URL")
         assert secret["valueFrom"]["secretKeyRef"] == {
             "name": "demo-service-database",
@@ -516,7 +528,7 @@ def test_promotion_policy_per_environment(builds: dict[str, Built], combo: str) 
             t["metadata"]["name"]: t for t in built.objects("production", "AnalysisTemplate")
         }
         longest = max(
-            int(m["count"]) * _seconds(m["interval"])
+            _seconds(m.get("initialDelay", "0s")) + int(m["count"]) * _seconds(m["interval"])
             for ref in production[1]["postPromotionAnalysis"]["templates"]
             for m in templates[ref["templateName"]]["spec"]["metrics"]
         )
@@ -736,8 +748,10 @@ def test_the_commented_examples_work_once_uncommented(
             container["resources"]
             != built.one(env, "Rollout")["spec"]["template"]["spec"]["containers"][0]["resources"]
         )
-        if uses_nginx(built.answers):  # the active host patch is still there
-            assert built.one(env, "Ingress") == next(d for d in docs if d["kind"] == "Ingress")
+        if uses_nginx(built.answers):  # the active patch is still there, plus cert-manager's
+            expected = copy.deepcopy(built.one(env, "Ingress"))
+            expected["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] = "letsencrypt"
+            assert next(d for d in docs if d["kind"] == "Ingress") == expected
         errors = [
             e for d in (configmap, pod_template_as_deployment(rollout)) for e in k8s_errors(d)
         ]

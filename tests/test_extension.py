@@ -249,7 +249,14 @@ def test_a_registry_naming_an_unknown_stack_is_refused(tmp_path: Path) -> None:
 
 def test_update_excludes_the_service_owned_paths() -> None:
     lines = slipway.exclude_on_update("alembic", "").splitlines()
-    assert lines == ["/src/", "/tests/", "/migrations/versions/", "/local.mk"]
+    assert lines == [
+        "/src/",
+        "/tests/",
+        "/pyproject.toml",
+        "/uv.lock",
+        "/migrations/versions/",
+        "/local.mk",
+    ]
 
 
 # --- derived values -------------------------------------------------------------------
@@ -345,3 +352,47 @@ def test_gha_safe_changes_nothing_else() -> None:
 def test_json_str_is_a_string_for_non_strings() -> None:
     values: list[Any] = [1, None, True, 1.5]
     assert [json.loads(json_str(v)) for v in values] == ["1", "None", "True", "1.5"]
+
+
+# --- rollout data and platform requirements -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [("15s", "15 s"), ("1m", "1 min"), ("2h", "2 h"), (" 1m", None)]
+)
+def test_duration_text(value: str, text: str | None) -> None:
+    if text is None:
+        with pytest.raises(ValueError, match="not a duration"):
+            slipway.duration_text(value)
+    else:
+        assert slipway.duration_text(value) == text
+
+
+def test_percent_keeps_only_meaningful_digits() -> None:
+    assert [slipway.percent(v) for v in (0.99, 0.995, 1, 0.5)] == ["99", "99.5", "100", "50"]
+
+
+def test_a_rollout_file_with_an_unknown_step_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load(slipway.ROLLOUT_FILE.read_text())
+    data["canary"]["production"].append({"setWeight": 75})  # Argo's spelling, not ours
+    bad = tmp_path / "rollout.yml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="unknown step"):
+        slipway.load_rollout(bad)
+
+
+def test_platform_requirements_resolve_pins_and_refuse_unknown_ones() -> None:
+    pins = load_pins()
+    profile = {"platform_requires": {"dev": ["squawk-cli=={tools.squawk}"], "main": ["x>=1"]}}
+    assert slipway.platform_requires(profile, pins) == [
+        f"dev:squawk-cli=={pins['tools']['squawk']}",
+        "main:x>=1",
+    ]
+    with pytest.raises(ValueError, match=r"\{tools\.nope\}"):
+        slipway.platform_requires({"platform_requires": {"dev": ["y=={tools.nope}"]}}, pins)
+
+
+def test_analysis_seconds_and_span_text() -> None:
+    health = slipway.load_rollout()["analysis"]["health"]
+    assert slipway.analysis_seconds("health") == health["count"] * int(health["interval"][:-1])
+    assert [slipway.span_text(s) for s in (60, 300, 45)] == ["1 minute", "5 minutes", "45 s"]

@@ -13,6 +13,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -208,7 +209,12 @@ def _relock_module() -> ModuleType:
     spec = importlib.util.spec_from_loader("relock_python", loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
+    # It imports scripts/snapshot.py as a top-level module, as it does when run.
+    sys.path.insert(0, str(path.parent))
+    try:
+        loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module
 
 
@@ -274,3 +280,41 @@ def test_compose_database_is_the_pinned_postgres(render: RenderFn) -> None:
     env = db["environment"]
     url = f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@localhost:5432/"
     assert f"export DATABASE_URL={url}{env['POSTGRES_DB']}" in (root / "README.md").read_text()
+
+
+def _without_package(lock: str, name: str) -> str:
+    """uv.lock without one [[package]] block (as if the team had removed it)."""
+    blocks = lock.split("\n[[package]]\n")
+    kept = [b for b in blocks if not b.startswith(f'name = "{name}"\n')]
+    assert len(kept) == len(blocks) - 1, f"{name} is not locked"
+    return "\n[[package]]\n".join(kept)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-python")
+def test_platform_check_names_a_missing_or_too_old_dependency(
+    service: Path, service_env: dict[str, str]
+) -> None:
+    """pyproject.toml and uv.lock are the team's: the gate says what a release needs."""
+    control = run_make(service, "platform-check", service_env)
+    assert control.returncode == 0, output(control)
+
+    lock = service / "uv.lock"
+    original = lock.read_text()
+    old_ruff = re.sub(
+        r'(\[\[package\]\]\nname = "ruff"\nversion = )"[^"]+"', r'\1"0.5.0"', original
+    )
+    assert old_ruff != original, "ruff is not locked"
+    lock.write_text(_without_package(old_ruff, "squawk-cli"))
+    try:
+        result = run_make(service, "platform-check", service_env)
+    finally:
+        lock.write_text(original)
+    squawk = load_pins()["tools"]["squawk"]
+    assert result.returncode != 0
+    assert "ruff 0.5.0 is locked; Slipway needs ruff>=0.6: uv add --dev 'ruff>=0.6'" in output(
+        result
+    )
+    assert f"squawk-cli is not in uv.lock; Slipway needs squawk-cli=={squawk}" in output(result)
+    named = [line for line in result.stderr.splitlines() if line.startswith("platform-check: ")]
+    assert len(named) == 3, named  # ruff, squawk-cli and the closing advice: nothing else

@@ -17,7 +17,7 @@ from jinja2 import Environment
 from extensions.slipway import FILTERS, load_pins
 from tests.conformance.stacks import STACKS as CONFORMANCE_STACKS
 from tests.conftest import RenderFn
-from tests.test_update_lifecycle import (
+from tests.support.update import (
     COMBOS,
     SERVICE_OWNED_IF_MISSING,
     STACKS,

@@ -20,373 +20,46 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from copier import run_copy
-from jinja2 import Environment, TemplateError
 
-from extensions.slipway import service_owned, stack_profile
-from tests.conformance.stacks import STACKS as CONFORMANCE_STACKS
-from tests.conformance.stacks import Stack
 from tests.conftest import RenderFn
 from tests.support.deploy import ENVS, build, load_docs
+from tests.support.update import (
+    ANY_STACK,
+    CASES,
+    CONFLICT_RE,
+    CUSTOM_COMPONENTS,
+    NEW_NAME,
+    OLD_NAME,
+    OLD_PARAGRAPH,
+    OLD_TOOL_SETTING,
+    OLD_TRAILER,
+    PY,
+    RETIRED,
+    SERVICE_MARK,
+    STACKS,
+    TEAM_DEPENDENCY,
+    WORKFLOW,
+    Updated,
+    commit_all,
+    conflict_leftovers,
+    files_of,
+    generate,
+    git,
+    is_service_owned,
+    make,
+    old_answers,
+    read_answers,
+    template_update,
+    writable_copy,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
-
-ROOT = Path(__file__).resolve().parent.parent
-NEW_NAME, OLD_NAME = "deploy_strategy", "rollout_strategy"
-OLD_PARAGRAPH = "Release 0.1.0 said this about updates; 0.2.0 dropped it.\n"
-OLD_TRAILER = "# Release 0.1.0 ended this file with this line.\n"
-WORKFLOW = ".github/workflows/template-update.yml"
-RETIRED = "RETIRED-IN-0.2.0.md"
-SERVICE_MARK = "service line from release 0.1.0"
-CONFLICT_RE = re.compile(rb"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
-PY = sys.executable
-
-
-# Service-owned paths that platform files include: an update creates them when
-# missing, and otherwise never changes them (copier.yml `_skip_if_exists`).
-SERVICE_OWNED_IF_MISSING = tuple(f"deploy/overlays/{env}/custom/" for env in ENVS)
-
-
-@dataclass(frozen=True)
-class StackCase:
-    """What the tests need to know about a stack's service-owned layout
-    (from extensions/stacks.yml)."""
-
-    answers: dict[str, Any]
-    comment: str  # line-comment prefix of the service's source files
-    owned_dirs: tuple[str, ...]  # code and tests, rendered on copy only
-    migrations_dir: str  # holds the initial migration; the team adds the rest
-    team_migration: str  # a file name the stack's migration tool would accept
-    service_owned: tuple[str, ...]  # every path an update must leave alone
-
-
-def _stack_case(stack: Stack) -> StackCase:
-    profile = stack_profile(stack.tool, stack.name)
-    return StackCase(
-        answers=stack.answers,
-        comment=profile["comment"],
-        owned_dirs=tuple(p.rstrip("/") for p in profile["service_owned"] if p.endswith("/")),
-        migrations_dir=profile["migrations_dir"].rstrip("/"),
-        team_migration=profile["team_migration_example"],
-        service_owned=(*service_owned(stack.tool, stack.name), *SERVICE_OWNED_IF_MISSING),
-    )
-
-
-# Every stack the registry ships.
-STACKS = {name: _stack_case(stack) for name, stack in CONFORMANCE_STACKS.items()}
-# Scenarios that need one service, whichever stack renders it.
-ANY_STACK = next(iter(STACKS))
-
-COMBOS = {
-    "defaults": {},
-    "canary-ecr": {NEW_NAME: "canary", "registry": "ecr"},
-    "nginx-gar-runner-prometheus": {
-        NEW_NAME: "canary",
-        "traffic_router": "nginx",
-        "registry": "gar",
-        "migration_runner": "runner",
-        "analysis_provider": "prometheus",
-    },
-}
-CASES = [pytest.param(stack, combo, id=f"{stack}-{combo}") for stack in STACKS for combo in COMBOS]
-
-
-# --- git and make -------------------------------------------------------------
-
-
-def git_env(home: Path) -> dict[str, str]:
-    """An isolated git identity: no user config leaks into the repos."""
-    config = home / "gitconfig"
-    if not config.exists():
-        config.write_text(
-            "[user]\n\tname = Slipway Tests\n\temail = tests@slipway.invalid\n"
-            "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
-        )
-    return {**os.environ, "GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-def git(cwd: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    )
-    return done.stdout
-
-
-def commit_all(repo: Path, env: dict[str, str], message: str) -> None:
-    git(repo, env, "add", "-A")
-    git(repo, env, "commit", "-q", "--allow-empty", "-m", message)
-
-
-def make(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def template_update(
-    repo: Path, env: dict[str, str], *copier_args: str
-) -> subprocess.CompletedProcess[str]:
-    return make(
-        repo,
-        env,
-        "template-update",
-        f"COPIER={PY} -m copier",
-        f"COPIER_ARGS={' '.join(copier_args)}",
-    )
-
-
-# --- the temporary template repository ---------------------------------------
-
-
-def _rendered_top_level(template: Path, stack: str, wanted: str) -> Path:
-    """The template/ entry whose (conditional) name renders to `wanted` for a stack."""
-    env = Environment()
-    for entry in template.iterdir():
-        try:
-            name = env.from_string(entry.name).render(stack=stack)
-        except TemplateError:  # names built from other context values
-            continue
-        if name == wanted:
-            return entry
-    raise AssertionError(f"template/ has no entry rendering to {wanted!r} for {stack}")
-
-
-def _rename_answer(tree: Path) -> None:
-    """Release 0.1.0 called the question by its old name everywhere."""
-    word = re.compile(rf"\b{NEW_NAME}\b")
-    rendered = [p for d in ("template", "partials") for p in (tree / d).rglob("*") if p.is_file()]
-    files = [tree / "copier.yml", *rendered]
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:  # binary files cannot name a question
-            continue
-        if word.search(text):
-            path.write_text(word.sub(OLD_NAME, text), encoding="utf-8")
-    # Conditional file names spell the answer too; deepest paths first.
-    for path in sorted((tree / "template").rglob("*"), key=lambda p: -len(p.parts)):
-        if word.search(path.name):
-            path.rename(path.with_name(word.sub(OLD_NAME, path.name)))
-
-
-def _make_older_release(tree: Path) -> None:
-    template = tree / "template"
-    _rename_answer(tree)
-
-    readme = template / "README.md.jinja"
-    text = readme.read_text()
-    assert "## Template updates\n" in text, "README.md.jinja lost its updates section"
-    readme.write_text(
-        text.replace("## Template updates\n", f"{OLD_PARAGRAPH}\n## Template updates\n")
-    )
-
-    for platform_file in (template / "Makefile.jinja", template / f"{WORKFLOW}.jinja"):
-        platform_file.write_text(platform_file.read_text() + OLD_TRAILER)
-
-    (template / RETIRED).write_text("A platform file that release 0.2.0 deleted.\n")
-
-    # Repos generated before the custom components existed: no component, and
-    # overlays that do not include one.
-    for component in SERVICE_OWNED_IF_MISSING:
-        shutil.rmtree(template / component)
-        overlay = template / Path(component).parent / "kustomization.yaml.jinja"
-        text = overlay.read_text()
-        assert "  - custom\n" in text, f"{overlay} no longer lists its custom component"
-        overlay.write_text(text.replace("  - custom\n", ""))
-
-    pre_commit = template / ".pre-commit-config.yaml"
-    assert pre_commit.is_file(), "the template lost .pre-commit-config.yaml"
-    pre_commit.unlink()
-
-    for stack, case in STACKS.items():
-        head, _, rest = case.migrations_dir.partition("/")
-        migrations = _rendered_top_level(template, stack, head) / rest
-        owned = [_rendered_top_level(template, stack, d) for d in case.owned_dirs]
-        for folder in (*owned, migrations):
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-                with path.open("a", encoding="utf-8") as handle:
-                    handle.write(f"{case.comment} {SERVICE_MARK}\n")
-
-
-def _add_migration_step(tree: Path) -> None:
-    steps_file = tree / "extensions" / "migrations.yml"
-    data = yaml.safe_load(steps_file.read_text()) or {}
-    data.setdefault("steps", []).append({"version": "0.2.0", "rename": {OLD_NAME: NEW_NAME}})
-    steps_file.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-@pytest.fixture(scope="session")
-def update_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return git_env(tmp_path_factory.mktemp("git-home"))
-
-
-@pytest.fixture(scope="session")
-def template_repo(
-    template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory, update_env: dict[str, str]
-) -> Path:
-    """Tags 0.1.0, 0.2.0 (= the snapshot other tests render) and 0.3.0."""
-    repo = tmp_path_factory.mktemp("slipway-template") / "slipway"
-    shutil.copytree(template_snapshot, repo)
-    git(repo, update_env, "init", "-q")
-
-    pristine = tmp_path_factory.mktemp("pristine") / "tree"
-    shutil.copytree(repo, pristine, ignore=shutil.ignore_patterns(".git"))
-
-    _make_older_release(repo)
-    commit_all(repo, update_env, "release 0.1.0")
-    git(repo, update_env, "tag", "0.1.0")
-
-    # 0.2.0: the snapshot again (deletions included), plus the migration step.
-    for entry in repo.iterdir():
-        if entry.name != ".git":
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    shutil.copytree(pristine, repo, dirs_exist_ok=True)
-    _add_migration_step(repo)
-    commit_all(repo, update_env, "release 0.2.0")
-    git(repo, update_env, "tag", "0.2.0")
-
-    makefile = repo / "template" / "Makefile.jinja"
-    makefile.write_text(makefile.read_text() + "# Release 0.3.0 added this line.\n")
-    commit_all(repo, update_env, "release 0.3.0")
-    git(repo, update_env, "tag", "0.3.0")
-    return repo
-
-
-# --- generated repos ----------------------------------------------------------
-
-
-def old_answers(answers: dict[str, Any]) -> dict[str, Any]:
-    return {OLD_NAME if k == NEW_NAME else k: v for k, v in answers.items()}
-
-
-def files_of(root: Path) -> dict[str, Path]:
-    return {
-        p.relative_to(root).as_posix(): p
-        for p in root.rglob("*")
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-    }
-
-
-def is_service_owned(relpath: str, stack: str) -> bool:
-    owned = STACKS[stack].service_owned
-    return any(relpath == o or (o.endswith("/") and relpath.startswith(o)) for o in owned)
-
-
-def generate(
-    template_repo: Path, dst: Path, env: dict[str, str], ref: str, answers: dict[str, Any]
-) -> Path:
-    run_copy(
-        str(template_repo),
-        str(dst),
-        data=answers,
-        vcs_ref=ref,
-        defaults=True,
-        unsafe=True,
-        quiet=True,
-    )
-    git(dst, env, "init", "-q")
-    commit_all(dst, env, f"Generated from Slipway {ref}")
-    return dst
-
-
-def conflict_leftovers(root: Path) -> list[str]:
-    found = []
-    for rel, path in files_of(root).items():
-        if rel.endswith(".rej") or CONFLICT_RE.search(path.read_bytes()):
-            found.append(rel)
-    return found
-
-
-@dataclass
-class TeamEdits:
-    """What the team did in the generated repo before updating."""
-
-    edited: dict[str, str]  # relpath -> content after the edit
-    deleted: list[str]
-    added: dict[str, str]
-    readme_notes: str
-
-
-def make_team_edits(repo: Path, stack: str) -> TeamEdits:
-    case = STACKS[stack]
-    edits = TeamEdits(edited={}, deleted=[], added={}, readme_notes="")
-    for folder in case.owned_dirs:
-        owned = sorted(p for p in (repo / folder).rglob("*") if p.is_file())
-        assert len(owned) >= 2, f"expected the {stack} service to ship files under {folder}/"
-        first, last = owned[0], owned[-1]
-        first.write_text(first.read_text() + f"{case.comment} the team's change\n")
-        edits.edited[first.relative_to(repo).as_posix()] = first.read_text()
-        last.unlink()
-        edits.deleted.append(last.relative_to(repo).as_posix())
-
-    migration = f"{case.migrations_dir}/{case.team_migration}"
-    edits.added[migration] = f"{case.comment} the team's second migration\n"
-    edits.added["local.mk"] = "team-target:\n\t@echo team\n"
-    for rel, content in edits.added.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)  # e.g. one folder per migration
-        (repo / rel).write_text(content)
-
-    edits.readme_notes = "\n## Team notes\n\nThe on-call rota lives in the team wiki.\n"
-    readme = repo / "README.md"
-    readme.write_text(readme.read_text() + edits.readme_notes)
-    return edits
-
-
-@dataclass
-class Updated:
-    repo: Path
-    answers: dict[str, Any]  # 0.2.0 names
-    before: dict[str, bytes]  # every file as committed before the update
-    edits: TeamEdits
-    result: subprocess.CompletedProcess[str]
-
-
-@pytest.fixture(scope="session")
-def updated(
-    template_repo: Path, update_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str, str], Updated]:
-    """Copy 0.1.0, commit team edits, `make template-update` to 0.2.0 (once per case)."""
-    cache: dict[tuple[str, str], Updated] = {}
-
-    def _updated(stack: str, combo: str) -> Updated:
-        if (stack, combo) not in cache:
-            answers = {**STACKS[stack].answers, **COMBOS[combo]}
-            repo = tmp_path_factory.mktemp(f"updated-{stack}-{combo}") / "service"
-            generate(template_repo, repo, update_env, "0.1.0", old_answers(answers))
-            edits = make_team_edits(repo, stack)
-            commit_all(repo, update_env, "Team edits")
-            before = {rel: p.read_bytes() for rel, p in files_of(repo).items()}
-            result = template_update(repo, update_env, "--vcs-ref", "0.2.0")
-            cache[(stack, combo)] = Updated(repo, answers, before, edits, result)
-        return cache[(stack, combo)]
-
-    return _updated
-
-
-def read_answers(repo: Path) -> dict[str, Any]:
-    data = yaml.safe_load((repo / ".copier-answers.yml").read_text())
-    assert isinstance(data, dict)
-    return data
-
-
-def writable_copy(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=True)
-    return dst
 
 
 # --- the upgrade path ---------------------------------------------------------
@@ -446,7 +119,7 @@ def test_the_update_creates_the_custom_components_older_repos_lack(
     update must create them, or the overlays would no longer build."""
     run = updated(stack, combo)
     fresh = render(**run.answers)
-    for component in SERVICE_OWNED_IF_MISSING:
+    for component in CUSTOM_COMPONENTS:
         rel = f"{component}kustomization.yaml"
         assert rel not in run.before
         assert (run.repo / rel).read_bytes() == (fresh / rel).read_bytes()
@@ -511,6 +184,26 @@ def test_check_update_reports_what_the_workflow_reads(
         "current_version": "0.2.0",
         "latest_version": "0.3.0",
     }
+
+
+@pytest.mark.parametrize(("stack", "combo"), CASES)
+def test_a_team_dependency_survives_and_new_tool_settings_arrive(
+    updated: Callable[[str, str], Updated], render: RenderFn, stack: str, combo: str
+) -> None:
+    """Manifests and locks are the team's; the platform's tool settings live in
+    files of their own, so 0.2.0's new settings arrive without a conflict."""
+    run = updated(stack, combo)
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    case = STACKS[stack]
+    fresh = render(**run.answers)
+    for rel in case.dependency_files:
+        text = (run.repo / rel).read_text()
+        assert TEAM_DEPENDENCY in text, f"the team's dependency left {rel}"
+        assert text == run.edits.edited[rel], f"the update changed the team's {rel}"
+    for rel in case.tool_configs:
+        assert OLD_TOOL_SETTING in run.before[rel].decode(), f"0.1.0's {rel} was not older"
+        assert (run.repo / rel).read_bytes() == (fresh / rel).read_bytes(), f"{rel} is not 0.2.0's"
+    assert conflict_leftovers(run.repo) == []
 
 
 # --- answer migrations ----------------------------------------------------------
@@ -580,7 +273,7 @@ def test_switching_strategy_and_registry_leaves_no_stale_files(
     repo = writable_copy(run.repo, tmp_path / "service")
     commit_all(repo, update_env, "Take Slipway 0.2.0")
     # The team customises staging and deletes production's component.
-    staging, production = (repo / f"{c}kustomization.yaml" for c in SERVICE_OWNED_IF_MISSING)
+    staging, production = (repo / f"{c}kustomization.yaml" for c in CUSTOM_COMPONENTS)
     staging.write_text(TEAM_COMPONENT)
     production.unlink()
     commit_all(repo, update_env, "Customise the deploy")

@@ -30,6 +30,19 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("owner-too-long", {"github_owner": "a" * 40}, ["not a valid GitHub", "1 to 39"]),
     ("owner-bad-chars", {"github_owner": "ac_me!"}, ["'ac_me!'", "letters, digits"]),
     ("owner-empty", {"github_owner": ""}, ["not a valid GitHub"]),
+    (
+        "platform-team-without-at",
+        {"platform_team": "acme/platform"},
+        ["'acme/platform' is not a GitHub team or user handle", "use @<org>/<team> or @<login>"],
+    ),
+    (
+        "platform-team-of-another-org",
+        {"platform_team": "@evil/platform"},
+        ["belongs to 'evil'", "only teams of the repository's owner 'acme'", "@acme/<team>"],
+    ),
+    ("platform-team-empty", {"platform_team": ""}, ["is not a GitHub team or user handle"]),
+    ("platform-team-space", {"platform_team": "@acme/plat form"}, ["e.g. @acme/platform"]),
+    ("platform-team-nested", {"platform_team": "@acme/a/b"}, ["not a GitHub team or user"]),
     ("description-empty", {"description": "  "}, ["description must not be empty"]),
     ("description-too-long", {"description": "x" * 301}, ["301 characters", "at most 300"]),
     (
@@ -50,14 +63,16 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
 
 def _unshipped() -> list[tuple[str, dict[str, Any], list[str]]]:
     """Every (tool, stack) pair the registry does not ship yet is refused, naming
-    the tools that do ship."""
+    the stacks the tool ships with, or the tools that do ship if it has none."""
     shipped = sorted({tool for tool, _ in available_pairs()})
     cases = []
     for tool, stacks in stacks_by_tool().items():
+        built = sorted(s for t, s in available_pairs() if t == tool)
         for stack in stacks:
             if (tool, stack) not in available_pairs():
                 answers = {"migration_tool": tool, **({"stack": stack} if len(stacks) > 1 else {})}
-                cases.append((f"{tool}-{stack}-unshipped", answers, [tool, *shipped]))
+                named = [stack, f"available with {tool}: {', '.join(built)}"] if built else shipped
+                cases.append((f"{tool}-{stack}-unshipped", answers, [tool, *named]))
     return cases
 
 
@@ -88,8 +103,9 @@ def test_invalid_answer_is_refused_with_its_message(
         {"github_owner": "a" * 39},
         {"description": "x" * 300},
         {"project_name": "Ünïcode ☃ Service"},
+        {"github_owner": "Acme", "platform_team": "@acme/Platform_Ops"},
     ],
-    ids=["slug-40", "owner-39", "description-300", "unicode-name"],
+    ids=["slug-40", "owner-39", "description-300", "unicode-name", "team-case-insensitive"],
 )
 def test_answers_at_the_limits_are_accepted(render: Any, answers: dict[str, Any]) -> None:
     assert (render(**answers) / ".copier-answers.yml").is_file()

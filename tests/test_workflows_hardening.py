@@ -7,13 +7,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from extensions.slipway import load_pins
+from extensions.slipway import default_stack, load_pins, stack_profile
 from tests.conftest import ROOT, RenderFn
-from tests.support.answers import context_for
 from tests.support.combos import (
     SETUP_ACTION,
     WORKFLOWS,
@@ -34,6 +34,8 @@ MAIN_DEPLOY_IDENTITY = (
     '/.github/workflows/deploy.yml@refs/heads/main"'
 )
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# make targets that apply the release (its image, or its migrations) somewhere.
+RUNS_THE_RELEASE = {"deploy", "migrate-job", "migrate"}
 
 
 @pytest.fixture(scope="module")
@@ -100,16 +102,13 @@ def test_pipeline_order_build_migrate_deploy_staging_then_production(
 ) -> None:
     def check(r: Rendered) -> Iterator[str]:
         wf = r.workflow("deploy")
+        # Each environment's migration gate and rollout share one job (and so
+        # one lock); the SBOM and the signatures come before any of them.
         expected = {
-            "migrate-staging": {"build"},
-            "deploy-staging": {"build", "migrate-staging"},
-            "migrate-production": {"build", "migrate-staging", "deploy-staging"},
-            "deploy-production": {
-                "build",
-                "migrate-staging",
-                "deploy-staging",
-                "migrate-production",
-            },
+            "sbom": {"build"},
+            "attest": {"build", "sbom"},
+            "deploy-staging": {"build", "sbom", "attest"},
+            "deploy-production": {"build", "sbom", "attest", "deploy-staging"},
         }
         if set(wf["jobs"]) != {"build", *expected}:
             yield f"deploy.yml jobs are {sorted(wf['jobs'])}"
@@ -135,12 +134,11 @@ def test_environments_queue_and_production_is_a_github_environment(
         if jobs["build"].get("concurrency") != queued("build-image"):
             yield f"build concurrency is {jobs['build'].get('concurrency')}"
         for env in ("staging", "production"):
-            for kind in ("migrate", "deploy"):
-                job = jobs[f"{kind}-{env}"]
-                if job.get("environment") != env:
-                    yield f"{kind}-{env} runs outside the {env} environment"
-                if job.get("concurrency") != queued(f"{kind}-{env}"):
-                    yield f"{kind}-{env} concurrency is {job.get('concurrency')}"
+            job = jobs[f"deploy-{env}"]
+            if job.get("environment") != env:
+                yield f"deploy-{env} runs outside the {env} environment"
+            if job.get("concurrency") != queued(f"deploy-{env}"):
+                yield f"deploy-{env} concurrency is {job.get('concurrency')}"
         rollback = next(iter(r.workflow("rollback")["jobs"].values()))
         if rollback.get("concurrency") != queued("deploy-${{ inputs.environment }}"):
             yield "rollback does not queue with the environment's deploys"
@@ -164,18 +162,19 @@ def test_the_digest_is_verified_before_it_runs_anywhere(rendered: list[Rendered]
                     # deploy.yml passes); the exact identity pins the ref.
                     if MAIN_DEPLOY_IDENTITY not in run or "--signer-workflow" in run:
                         yield f"{name} accepts an attestation not signed by deploy.yml on main"
-                order += [t for t, _ in make_calls(run) if t in ("deploy", "migrate-job")]
-            if {"deploy", "migrate-job"} & set(order) and order[:1] != ["verify"]:
+                order += [t for t, _ in make_calls(run) if t in RUNS_THE_RELEASE]
+            if RUNS_THE_RELEASE & set(order) and order[:1] != ["verify"]:
                 yield f"{name} runs the image before verifying it: {order}"
         (rollback,) = r.workflow("rollback")["jobs"].values()
         verifies = [s for s in runs(rollback) if "gh attestation verify" in s]
         if len(verifies) != 1 or MAIN_DEPLOY_IDENTITY not in verifies[0]:
             yield "rollback does not verify a target digest as signed by deploy.yml on main"
-        build = r.workflow("deploy")["jobs"]["build"]
-        attests = [s for s in steps(build) if str(s.get("uses", "")).startswith("actions/attest@")]
+        attest = r.workflow("deploy")["jobs"]["attest"]
+        attests = [s for s in steps(attest) if str(s.get("uses", "")).startswith("actions/attest@")]
         kinds = sorted("sbom-path" in s["with"] for s in attests)
-        if kinds != [False, True] or not all(s["with"]["push-to-registry"] for s in attests):
-            yield "the build job does not attest provenance and SBOM to the registry"
+        digests = {s["with"].get("subject-digest") for s in attests}
+        if kinds != [False, True] or digests != {"${{ needs.build.outputs.digest }}"}:
+            yield "the attest job does not attest provenance and SBOM of the built digest"
 
     assert problems(rendered, check) == []
 
@@ -267,48 +266,54 @@ def test_workflows_are_stack_agnostic() -> None:
     for path in sources:
         text = path.read_text()
         assert not re.search(r"\bstack\b", text.replace("stack-agnostic", "")), path.name
-        assert not re.search(r"\b(python|pip|npm|node|alembic|prisma)\b", text, re.I), path.name
+        # `uv pip install` of a pinned tool wheel (kubectl, by hash) is not the
+        # stack's packaging; any other pip is.
+        stack_words = r"\b(python|npm|node|alembic|prisma)\b|(?<!uv )\bpip\b"
+        assert not re.search(stack_words, text, re.I), path.name
     action = (ROOT / "template/.github/actions/setup/action.yml.jinja").read_text()
     assert "'partials/stacks/' ~ stack ~ '/setup-steps.yml.jinja'" in action
 
 
-# Per stack: the setup action's steps, and the runtime input with its pinned value.
-SETUP = {
-    "python": (
-        ["actions/setup-python", "astral-sh/setup-uv", "make setup"],
-        "python-version",
-        str(load_pins()["runtimes"]["python"]["version"]),
-    ),
-    "typescript": (
-        ["actions/setup-node", "astral-sh/setup-uv", "make setup"],
-        "node-version",
-        str(load_pins()["tools"]["node"]),
-    ),
+# The action that installs each pin a registry `toolchain` names, and the input
+# that must carry that pin (None: read from the stack's own file, checked below).
+SETUP_ACTIONS = {
+    "runtimes.python": ("actions/setup-python", "python-version"),
+    "tools.node": ("actions/setup-node", "node-version"),
+    "tools.uv": ("astral-sh/setup-uv", "version"),
+    "tools.go": ("actions/setup-go", None),
 }
-# Per stack: the package ecosystem Dependabot updates besides actions and images.
-ECOSYSTEM = {"python": "uv", "typescript": "npm"}
 
 
-def stack_of(r: Rendered) -> str:
-    return str(context_for(r.answers)["stack"])
+def _pin(key: str) -> str:
+    section, name = key.split(".")
+    value = load_pins()[section][name]
+    return str(value["version"] if isinstance(value, dict) else value)
+
+
+def profile(r: Rendered) -> dict[str, Any]:
+    tool = r.answers.get("migration_tool", "alembic")
+    return stack_profile(tool, r.answers.get("stack") or default_stack(tool))
 
 
 def test_setup_action_installs_the_stack_toolchain(rendered: list[Rendered]) -> None:
-    assert {stack_of(r) for r in rendered} == set(SETUP), "a stack without expected setup steps"
-
     def check(r: Rendered) -> Iterator[str]:
         action = r.setup_action()
-        expected, runtime_input, runtime = SETUP[stack_of(r)]
+        toolchain = profile(r)["toolchain"]
+        expected = [SETUP_ACTIONS[key][0] for key in toolchain] + ["make setup"]
         got = [str(s.get("uses", s.get("run"))).split("@")[0] for s in action["runs"]["steps"]]
         if got != expected:
-            yield f"setup action steps are {got}"
-        version = action["runs"]["steps"][0]["with"][runtime_input]
-        if version != runtime:
-            yield f"{got[0]} {version}, pinned runtime {runtime}"
-        if stack_of(r) == "typescript":
+            yield f"setup action steps are {got}, the registry's toolchain needs {expected}"
+            return
+        for key, step in zip(toolchain, action["runs"]["steps"], strict=False):
+            field = SETUP_ACTIONS[key][1]
+            if field and step["with"][field] != _pin(key):
+                yield f"{step['uses']} {field}={step['with'][field]}, pinned {_pin(key)}"
+            if key == "tools.go":  # setup-go reads go.mod, whose toolchain line is the pin
+                go_mod = (r.root / step["with"]["go-version-file"]).read_text()
+                if f"\ntoolchain go{_pin(key)}\n" not in go_mod:
+                    yield f"go.mod's toolchain is not go{_pin(key)}"
             # setup-node caches by default since v5: only when the caller asks.
-            node = action["runs"]["steps"][0]["with"]
-            if node.get("package-manager-cache") is not False:
+            if key == "tools.node" and step["with"].get("package-manager-cache") is not False:
                 yield "setup-node's default npm cache is not turned off"
         deploy = r.workflow("deploy")["jobs"]
         for where, job in [("deploy", j) for j in deploy.values()]:
@@ -326,7 +331,7 @@ def test_dependabot_updates_actions_docker_and_the_stack_weekly_with_cooldown(
     def check(r: Rendered) -> Iterator[str]:
         config = yaml.safe_load((r.root / ".github/dependabot.yml").read_text())
         updates = {u["package-ecosystem"]: u for u in config["updates"]}
-        if set(updates) != {"github-actions", "docker", ECOSYSTEM[stack_of(r)]}:
+        if set(updates) != {"github-actions", "docker", profile(r)["dependabot"]}:
             yield f"ecosystems are {sorted(updates)}"
         if "/.github/actions/setup" not in updates["github-actions"].get("directories", []):
             yield "the composite setup action's pins are not updated"
@@ -379,10 +384,10 @@ def test_readme_states_what_the_workflows_need_from_github_and_the_clouds(
             "same account and region as the cluster" not in text
         ):
             yield "the README does not say where the deploy jobs look for the ECR registry"
-        # aks-set-context without use-kubelogin writes a kubeconfig whose exec
-        # plugin is kubelogin for Entra-integrated clusters: not installed here.
-        if r.answer("cluster") == "aks" and "do not install `kubelogin`" not in text:
-            yield "the README does not say that Entra-integrated AKS clusters need kubelogin"
+        # AKS is reached through Entra ID only: local accounts would hand out
+        # cluster-admin that no role assignment narrows (issue 12).
+        if r.answer("cluster") == "aks" and "--disable-local-accounts" not in text:
+            yield "the README does not ask for AKS local accounts to be disabled"
         # The rollback job runs in the chosen environment, so production's
         # reviewers gate rollbacks as well: no surprise during an incident.
         if "every production rollback too" not in text:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import RenderFn
 from tests.support.combos import Rendered, render_all
@@ -80,18 +81,54 @@ def test_actionlint_config_silences_only_the_concurrency_queue_key(
     assert 'unexpected key "queues" for "concurrency" section' in result.stdout
 
 
-def test_zizmor_pedantic_offline(rendered: list[Rendered]) -> None:
+@pytest.mark.parametrize("persona", ["pedantic", "auditor"])
+def test_zizmor_offline(rendered: list[Rendered], persona: str) -> None:
     # Per combo: zizmor reads .github/zizmor.yml of the directory it audits.
+    # `auditor` adds the audits meant for review rather than CI (e.g. secrets
+    # used outside a dedicated environment); both must find nothing.
     failures = []
     for r in rendered:
         result = run(
-            ["zizmor", "--offline", "--persona", "pedantic", "--format", "json", "."], cwd=r.root
+            ["zizmor", "--offline", "--persona", persona, "--format", "json", "."], cwd=r.root
         )
         findings = json.loads(result.stdout or "[]")
         if result.returncode != 0 or findings:
             summary = [(f["ident"], f["locations"][0]["symbolic"]["key"]) for f in findings]
             failures.append(f"{r.id}: rc={result.returncode} {summary} {result.stderr[-500:]}")
     assert not failures, "\n".join(failures)
+
+
+def unexplained_suppressions(config: str) -> list[str]:
+    """zizmor rules that ignore or disable something without a comment saying why.
+
+    A reason is a comment line inside the rule's block, before its first key.
+    """
+    problems = []
+    rules = yaml.safe_load(config).get("rules") or {}
+    lines = config.splitlines()
+    for rule, settings in rules.items():
+        if not ({"ignore", "disable"} & set(settings or {})):
+            continue
+        start = next(i for i, line in enumerate(lines) if line.strip() == f"{rule}:")
+        body = []
+        for line in lines[start + 1 :]:
+            if line.strip().startswith("#"):
+                body.append(line)
+                continue
+            break
+        if not body:
+            problems.append(rule)
+    return problems
+
+
+def test_every_zizmor_suppression_is_reasoned(rendered: list[Rendered]) -> None:
+    configs = {(r.root / ".github/zizmor.yml").read_text() for r in rendered}
+    assert len(configs) == 1, "the zizmor config differs between combos"
+    (config,) = configs
+    assert unexplained_suppressions(config) == []
+    # The check itself: the same config with a bare suppression added.
+    bare = config + "  secrets-outside-env:\n    ignore:\n      - deploy.yml\n"
+    assert unexplained_suppressions(bare) == ["secrets-outside-env"]
 
 
 def test_yamllint_strict(rendered: list[Rendered]) -> None:
@@ -133,9 +170,16 @@ def test_the_linters_catch_a_bad_workflow(tmp_path: Path, rendered: list[Rendere
         "    steps:\n"
         "      - uses: actions/checkout@v4\n"
         '      - run: echo "${{ github.event.pull_request.title }}"\n'
+        "      - run: ./publish\n"
+        "        env:\n"
+        "          TOKEN: ${{ secrets.PUSH_TOKEN }}\n"
     )
     zizmor = run(["zizmor", "--offline", "--persona", "pedantic", "--format", "json", "."], root)
     idents = {f["ident"] for f in json.loads(zizmor.stdout or "[]")}
     assert {"unpinned-uses", "template-injection"} <= idents, zizmor.stdout
+    # A secret outside an environment: only the auditor persona says so.
+    assert "secrets-outside-env" not in idents
+    auditor = run(["zizmor", "--offline", "--persona", "auditor", "--format", "json", "."], root)
+    assert "secrets-outside-env" in {f["ident"] for f in json.loads(auditor.stdout or "[]")}
     if ACTIONLINT is not None:
         assert run([ACTIONLINT, "-no-color", str(bad)]).returncode != 0

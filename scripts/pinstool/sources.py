@@ -39,12 +39,19 @@ TOOL_SOURCES: dict[str, Source] = {
     "copier": Pypi("copier"),
     "copier_template_extensions": Pypi("copier-template-extensions"),
     "kubernetes_validate": Pypi("kubernetes-validate"),
+    "schemathesis": Pypi("schemathesis"),
     "actionlint": GitTags("rhysd/actionlint"),
+    "oasdiff": GitTags("oasdiff/oasdiff"),
     "go": GitTags("golang/go", prefix="go"),
+    # Go modules: the module tags (vX.Y.Z); staticcheck's calendar-versioned
+    # release tags (2026.1) have no `v` and are skipped by the prefix.
+    "staticcheck": GitTags("dominikh/go-tools", prefix="v"),
+    "govulncheck": GitTags("golang/vuln"),
     "trivy": GitTags("aquasecurity/trivy"),
     "trufflehog": GitTags("trufflesecurity/trufflehog"),
     "gitleaks": GitTags("gitleaks/gitleaks"),
     "kubectl": GitTags("kubernetes/kubernetes"),
+    "kubelogin": GitTags("Azure/kubelogin"),
     "kustomize": GitTags("kubernetes-sigs/kustomize", prefix="kustomize/"),
     "argo_rollouts": GitTags("argoproj/argo-rollouts"),
     # The `node` package ships the official Node binaries; the pin stays on

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from tests.conformance.expectations import ITEM_FIELDS
+
 # RFC 3339 date-time (section 5.6); fromisoformat alone accepts more forms.
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -61,7 +63,7 @@ def assert_rfc3339_utc(value: Any) -> datetime:
 
 def assert_item(body: Any, name: str | None = None, description: Any = ...) -> dict[str, Any]:
     assert isinstance(body, dict), body
-    assert set(body) == {"id", "name", "description", "created_at"}, f"item keys: {sorted(body)}"
+    assert set(body) == ITEM_FIELDS, f"item keys: {sorted(body)}"
     assert type(body["id"]) is int and body["id"] > 0, body
     assert isinstance(body["name"], str), body
     assert body["description"] is None or isinstance(body["description"], str), body

@@ -49,8 +49,6 @@ def same_env(env: Env) -> dict[str, str]:
 class Suite:
     """How this suite handles a stack beyond what the registry says."""
 
-    # make targets that turn a fresh render into a runnable service
-    prepare: tuple[str, ...] = ("setup",)
     # (render dir, database URL, env): the contract's schema in that database
     migrate: Callable[[Path, str, Env], None] = migrate_with_make
     # the environment for the stack's make targets and its service, from the suite's
@@ -58,7 +56,7 @@ class Suite:
 
 
 SUITE: dict[str, Suite] = {
-    "typescript": Suite(prepare=("setup", "build"), migrate=apply_prisma_sql, env=prisma_env),
+    "typescript": Suite(migrate=apply_prisma_sql, env=prisma_env),
 }
 
 
@@ -68,6 +66,7 @@ class Stack:
     tool: str  # the migration tool it is rendered with
     answers: dict[str, Any]  # copier answers that select the stack
     start: tuple[str, ...]  # argv with {root} and {package} placeholders
+    build: tuple[str, ...] = ()  # make targets after `make setup` that produce `start`
     suite: Suite = field(default_factory=Suite)
 
     def command(self, root: Path, package: str) -> list[str]:
@@ -75,7 +74,8 @@ class Stack:
 
     @property
     def prepare(self) -> tuple[str, ...]:
-        return self.suite.prepare
+        """make targets that turn a fresh render into a runnable service"""
+        return ("setup", *self.build)
 
     def migrate(self, root: Path, database_url: str, env: Env) -> None:
         self.suite.migrate(root, database_url, env)
@@ -100,9 +100,15 @@ def _stacks() -> dict[str, Stack]:
     found: dict[str, Stack] = {}
     for tool, stack in sorted(available_pairs()):
         if stack not in found:
-            start = tuple(load_stacks()["stacks"][stack]["start"])
-            suite = SUITE.get(stack, Suite())
-            found[stack] = Stack(stack, tool, answers_for(tool, stack), start, suite)
+            entry = load_stacks()["stacks"][stack]
+            found[stack] = Stack(
+                stack,
+                tool,
+                answers_for(tool, stack),
+                tuple(entry["start"]),
+                tuple(entry.get("build", ())),
+                SUITE.get(stack, Suite()),
+            )
     return found
 
 

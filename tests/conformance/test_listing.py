@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,11 +11,10 @@ import pytest
 from tests.conformance.checks import assert_error, assert_item, json_body
 from tests.conformance.conftest import StartFn
 from tests.conformance.database import flush_service_counts, rows_read, seed_items
+from tests.conformance.expectations import CURSOR, PAGE_FIELDS
 from tests.conformance.service import RunningService
 
 SEEDED = 25
-# "a URL-safe string of at most 200 characters" (RFC 3986 unreserved characters)
-CURSOR = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
 Seeded = tuple[RunningService, list[dict[str, Any]]]
 
 
@@ -36,7 +34,7 @@ def _page(client: httpx.Client, **params: Any) -> dict[str, Any]:
     resp = client.get("/items", params=params)
     assert resp.status_code == 200, resp.text
     body = json_body(resp)
-    assert set(body) == {"items", "limit", "next"}, f"page keys: {sorted(body)}"
+    assert set(body) == PAGE_FIELDS, f"page keys: {sorted(body)}"
     for item in body["items"]:
         assert_item(item)
     assert body["next"] is None or (isinstance(body["next"], str) and CURSOR.match(body["next"])), (

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from allpairspy import AllPairs
 
+from tests.conformance.stacks import STACKS
 from tests.support.answers import QUESTIONS, choices
 
 # The questions whose every pair must be rendered together.
@@ -67,6 +68,25 @@ def combos() -> tuple[dict[str, Any], ...]:
     for partial in extra:
         answers = {q: values(q)[0] for q in (*PAIRED, "analysis_provider")}
         rows.append({**answers, **partial})
+    return tuple(rows) + stack_rows()
+
+
+def stack_rows() -> tuple[dict[str, Any], ...]:
+    """For each stack besides the default one (which the pairwise rows render):
+    a few rows that render every delivery value with it at least once. The
+    workflows are stack-agnostic; these show that its setup steps, Makefile
+    and manifests pass the same checks everywhere."""
+    rows = []
+    width = max(len(values(q)) for q in DELIVERY)
+    for stack in STACKS.values():
+        if not stack.answers:  # the defaults' stack
+            continue
+        for i in range(width):
+            row = {q: values(q)[i % len(values(q))] for q in DELIVERY}
+            row["traffic_router"] = values("traffic_router")[(i // 2) % 2]
+            if row["deploy_strategy"] != "canary":
+                del row["traffic_router"]
+            rows.append({**row, **stack.answers})
     return tuple(rows)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from tests.conformance.stacks import STACKS
 from tests.support.combos import values
 from tests.support.tools import tool_env
 
@@ -34,15 +35,16 @@ def manifest_combos() -> list[dict[str, str]]:
                     if router is not None:
                         answers["traffic_router"] = router
                     combos.append(answers)
-    # Stacks change the migration command and the runtime's /tmp: each other
-    # stack's Job and Rollout, once per runner.
-    from tests.conformance.stacks import STACKS  # late: that module imports the suite's helpers
-
+    # Other stacks change the Job's command and the pod's /tmp: every
+    # strategy and router with the in-cluster Job.
     for stack in STACKS.values():
         if stack.answers:
             combos += [
-                {**combos[0], "migration_runner": r, **stack.answers}
-                for r in values("migration_runner")
+                {**answers, **stack.answers}
+                for answers in combos
+                if not set(answers) & {"migration_tool", "stack"}
+                and answers["migration_runner"] == "job"
+                and answers["analysis_provider"] == "web"
             ]
     return combos
 

@@ -11,6 +11,7 @@ from . import health, items
 from .db import create_db_engine
 from .deps import Lifecycle, Runtime
 from .errors import install_error_handlers
+from .openapi import install_openapi
 from .settings import Settings
 from .telemetry import Metrics, TelemetryMiddleware
 
@@ -48,5 +49,6 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
     app.include_router(health.router)
     app.include_router(items.router)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(TelemetryMiddleware, metrics=runtime.metrics)
     return app

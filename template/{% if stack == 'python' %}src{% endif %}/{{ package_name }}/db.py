@@ -12,11 +12,12 @@ from sqlalchemy.engine import URL
 
 # libpq's minimum; a dead database fails fast instead of hanging requests.
 CONNECT_TIMEOUT_SECONDS = 2
-# Connections kept open (and the most opened at once): enough for the worker
-# threads to overlap network waits without the database doing more parallel
-# work than this service's share of its cores.
-POOL_SIZE = 10
-POOL_OVERFLOW = 10
+# Connections kept open, and opened beyond that under load. Each replica may
+# hold POOL_SIZE + POOL_OVERFLOW: production's 10 replicas then use all of
+# PostgreSQL's default max_connections (100); more per replica would need a
+# bigger database or a connection pooler.
+POOL_SIZE = 5
+POOL_OVERFLOW = 5
 # The database's own timeouts usually end a slow statement first (its
 # connection stays usable); this margin makes the service's clock the backstop
 # for a database that does not answer at all.
@@ -33,8 +34,11 @@ def create_db_engine(url: URL, *, application_name: str, timeout_ms: int) -> Eng
     """A pool that survives database restarts, with every wait bounded by `timeout_ms`."""
     return create_engine(
         url,
-        # Stale connections (after a database restart) are replaced on checkout.
-        pool_pre_ping=True,
+        # No pre-ping (a SELECT 1 round trip before every request). After a
+        # database restart the first query on a stale connection fails (503,
+        # retryable), and SQLAlchemy then discards every older pooled
+        # connection, so the service recovers without a restart.
+        pool_pre_ping=False,
         pool_size=POOL_SIZE,
         max_overflow=POOL_OVERFLOW,
         pool_timeout=timeout_ms / 1000,
@@ -44,6 +48,11 @@ def create_db_engine(url: URL, *, application_name: str, timeout_ms: int) -> Eng
             # Set at connect time: no extra round trip per request. A held
             # lock (LOCK TABLE, a long migration) ends the wait with an error.
             "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
+            # A database host that vanished (packets dropped, no reset) fails
+            # the connection once sent data stays unacknowledged this long,
+            # instead of the kernel's ~15 minutes of retries; frees the
+            # worker threads the backstop below abandoned.
+            "tcp_user_timeout": timeout_ms,
         },
     )
 

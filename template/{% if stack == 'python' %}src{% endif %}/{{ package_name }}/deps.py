@@ -29,9 +29,21 @@ class Runtime:
     db_timeout_ms: int
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
-    async def db(self, work: Callable[[Connection], T]) -> T:
-        """`work` on a pooled connection, bounded by DB_TIMEOUT_MS."""
-        return await run_bounded(self.engine, self.db_timeout_ms, work)
+    def __post_init__(self) -> None:
+        # The same pool, without BEGIN/COMMIT around each statement.
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def db(self, work: Callable[[Connection], T], *, transaction: bool = False) -> T:
+        """`work` on a pooled connection, bounded by DB_TIMEOUT_MS.
+
+        By default each statement commits on its own: one round trip for the
+        single-statement work of a typical request, where a transaction adds
+        two more (BEGIN, then COMMIT or the pool's ROLLBACK). Work whose
+        statements must succeed or fail together passes `transaction=True`
+        and calls `conn.commit()`.
+        """
+        engine = self.engine if transaction else self._autocommit
+        return await run_bounded(engine, self.db_timeout_ms, work)
 
 
 # async: FastAPI would run a plain function in a worker thread, per request.

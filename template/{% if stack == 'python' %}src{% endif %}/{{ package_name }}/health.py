@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Literal
 
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import ping
@@ -20,16 +22,40 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Liveness: the process serves requests. Never touches the database, so a
-    database outage does not make Kubernetes restart healthy pods."""
-    return {"status": "ok"}
+class Live(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ready"]
+
+
+class NotReady(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["unavailable", "shutting down"]
+    reason: Annotated[str, Field(min_length=1)]
+
+
+@router.get("/healthz", operation_id="getLiveness", summary="Liveness (no database)")
+async def healthz() -> Live:
+    # Liveness: the process serves requests. Never touches the database, so a
+    # database outage does not make Kubernetes restart healthy pods.
+    return Live(status="ok")
 
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "Shutting down, or the database is unavailable"}},
+    operation_id="getReadiness",
+    summary="Readiness: the database answers",
+    response_model=Ready,
+    responses={
+        503: {"model": NotReady, "description": "Shutting down, or the database is unavailable"}
+    },
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     if runtime.lifecycle.shutting_down:
@@ -53,7 +79,19 @@ def _not_ready(status: str, reason: str) -> JSONResponse:
     return JSONResponse({"status": status, "reason": reason}, status_code=503)
 
 
-@router.get("/metrics", response_class=Response)
+_METRICS_FORMATS = {
+    "text/plain": {"schema": {"type": "string"}},
+    "application/openmetrics-text": {"schema": {"type": "string"}},
+}
+
+
+@router.get(
+    "/metrics",
+    operation_id="getMetrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text format", "content": _METRICS_FORMATS}},
+)
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     body, content_type = runtime.metrics.exposition(request.headers.get("accept"))
     return Response(body, headers={"Content-Type": content_type})

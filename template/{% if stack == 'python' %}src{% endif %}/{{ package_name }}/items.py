@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BeforeValidator, Field, WithJsonSchema
@@ -15,6 +15,7 @@ from sqlalchemy import Connection, insert, select
 from .deps import RuntimeDep
 from .errors import ApiError, JsonBodyRoute
 from .models import Item
+from .openapi import CURSOR_PATTERN, errors
 from .schemas import ItemCreate, ItemOut, ItemPage
 
 # Ids beyond PostgreSQL's bigint are refused (422), not sent to the database.
@@ -64,22 +65,49 @@ Cursor = Annotated[
     BeforeValidator(decode_cursor),
     # what clients see: a string to pass back, not the id inside it
     WithJsonSchema(
-        {"type": "string", "maxLength": 200, "description": "`next` of an earlier page"}
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": CURSOR_PATTERN,
+            "description": "The `next` of an earlier page (opaque).",
+        }
     ),
 ]
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=JsonBodyRoute)
 
+# Links tell clients (and `make contract`'s stateful tests) how answers chain.
+_ITEM_LINKS: dict[str, Any] = {
+    "GetItem": {"operationId": "getItem", "parameters": {"id": "$response.body#/id"}},
+}
 
-@router.post("", status_code=201)
+
+@router.post(
+    "",
+    status_code=201,
+    operation_id="createItem",
+    summary="Create an item",
+    responses={
+        201: {
+            "headers": {
+                "Location": {
+                    "description": "The new item's path.",
+                    "schema": {"type": "string", "pattern": "^/items/[1-9][0-9]*$"},
+                }
+            },
+            "links": _ITEM_LINKS,
+        },
+        **errors(400, 413, 415, 422, 503),
+    },
+)
 async def create_item(payload: ItemCreate, runtime: RuntimeDep, response: Response) -> ItemOut:
     def create(conn: Connection) -> ItemOut:
         row = conn.execute(
             insert(Item)
             .values(name=payload.name, description=payload.description)
             .returning(*_COLUMNS)
-        ).one()
-        conn.commit()
+        ).one()  # one statement: committed on its own (Runtime.db)
         return ItemOut.model_validate(row)
 
     item = await runtime.db(create)
@@ -87,7 +115,22 @@ async def create_item(payload: ItemCreate, runtime: RuntimeDep, response: Respon
     return item
 
 
-@router.get("")
+@router.get(
+    "",
+    operation_id="listItems",
+    summary="List items by id, one page at a time",
+    responses={
+        200: {
+            "links": {
+                "NextPage": {
+                    "operationId": "listItems",
+                    "parameters": {"cursor": "$response.body#/next"},
+                }
+            }
+        },
+        **errors(422, 503),
+    },
+)
 async def list_items(
     runtime: RuntimeDep,
     limit: Annotated[Limit, Query()] = 20,
@@ -109,7 +152,12 @@ async def list_items(
     return ItemPage(items=page, limit=limit, next=encode_cursor(page[-1].id) if more else None)
 
 
-@router.get("/{id}")
+@router.get(
+    "/{id}",
+    operation_id="getItem",
+    summary="Get an item by id",
+    responses=errors(404, 422, 503),
+)
 async def get_item(item_id: Annotated[ItemId, Path(alias="id")], runtime: RuntimeDep) -> ItemOut:
     query = select(*_COLUMNS).where(Item.id == item_id)
 

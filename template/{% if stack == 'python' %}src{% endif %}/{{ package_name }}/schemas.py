@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_serializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_serializer,
+)
 
 from .models import DESCRIPTION_MAX, NAME_MAX
+from .openapi import CURSOR_PATTERN, NO_NUL, NUL, WHITESPACE
 
 
 def _storable(value: str) -> str:
@@ -22,13 +31,35 @@ def _storable(value: str) -> str:
     return value
 
 
+# The documented rules are the validators' rules, in JSON Schema terms: a name
+# is 1-NAME_MAX characters once the surrounding whitespace is trimmed, so its
+# length limit is part of the pattern (maxLength would count the whitespace).
+# Between the first and the last visible character (no f-string: its doubled
+# braces look like unrendered template syntax).
+_INNER = f"[^{NUL}]" + "{0," + str(NAME_MAX - 2) + "}"
+_NAME_PATTERN = (
+    f"^[{WHITESPACE}]*[^{WHITESPACE}{NUL}](?:{_INNER}[^{WHITESPACE}{NUL}])?[{WHITESPACE}]*$"
+)
+_STORED_NAME_PATTERN = f"^[^{WHITESPACE}{NUL}](?:[^{NUL}]*[^{WHITESPACE}{NUL}])?$"
+
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
     AfterValidator(_storable),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _NAME_PATTERN,
+            "description": f"1-{NAME_MAX} characters after trimming surrounding "
+            "whitespace (stored trimmed); no NUL.",
+        }
+    ),
 ]
 Description = Annotated[
-    str, StringConstraints(max_length=DESCRIPTION_MAX), AfterValidator(_storable)
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX),
+    AfterValidator(_storable),
+    WithJsonSchema({"type": "string", "maxLength": DESCRIPTION_MAX, "pattern": NO_NUL}),
 ]
 
 
@@ -39,13 +70,37 @@ class ItemCreate(BaseModel):
     description: Description | None = None
 
 
+# Response shapes forbid extra fields: the document then says "exactly these",
+# and `make contract` catches a handler that leaks a field it does not list.
 class ItemOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
 
-    id: int
-    name: str
-    description: str | None
-    created_at: datetime
+    id: Annotated[int, Field(ge=1, json_schema_extra={"format": "int64"})]
+    name: Annotated[
+        str,
+        Field(
+            json_schema_extra={
+                "minLength": 1,
+                "maxLength": NAME_MAX,
+                "pattern": _STORED_NAME_PATTERN,
+            }
+        ),
+    ]
+    description: Annotated[
+        str | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "maxLength": DESCRIPTION_MAX, "pattern": NO_NUL},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ]
+    created_at: Annotated[
+        datetime,
+        WithJsonSchema({"type": "string", "format": "date-time", "description": "UTC (Z)."}),
+    ]
 
     @field_serializer("created_at")
     def _rfc3339_utc(self, value: datetime) -> str:
@@ -54,7 +109,19 @@ class ItemOut(BaseModel):
 
 
 class ItemPage(BaseModel):
-    items: list[ItemOut]
-    limit: int
-    # The cursor of the next page; null on the last one.
-    next: str | None
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[ItemOut], Field(json_schema_extra={"maxItems": 100})]
+    limit: Annotated[int, Field(ge=1, le=100)]
+    next: Annotated[
+        str | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "maxLength": 200, "pattern": CURSOR_PATTERN},
+                    {"type": "null"},
+                ],
+                "description": "The `cursor` of the next page; null on the last page.",
+            }
+        ),
+    ]

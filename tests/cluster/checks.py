@@ -1,0 +1,83 @@
+"""Assertions shared by the cluster tests: what the cluster must show after an entry point ran."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from tests.support.cluster.project import DeployProject, explain
+
+
+def wait_healthy(project: DeployProject, timeout: int = 120) -> None:
+    done = project.cluster.kubectl(
+        "wait", f"rollout/{project.app}", "-n", project.namespace,
+        "--for=jsonpath={.status.phase}=Healthy", f"--timeout={timeout}s",
+        check=False, timeout=timeout + 10,
+    )  # fmt: skip
+    assert done.returncode == 0, f"rollout never became Healthy: {done.stderr}\n" + (
+        project.diagnostics()
+    )
+
+
+def deploy_ok(project: DeployProject, image: str) -> subprocess.CompletedProcess[str]:
+    done = project.make("deploy", IMAGE=image)
+    assert done.returncode == 0, explain(done, project)
+    assert "Rollout is healthy" in done.stdout, explain(done, project)
+    rollout = project.rollout()
+    assert rollout["status"]["phase"] == "Healthy", explain(done, project)
+    assert project.rollout_image() == image
+    assert project.ready_pods(image) >= 1, explain(done, project)
+    return done
+
+
+def _runs_by_type(project: DeployProject) -> dict[str, list[dict[str, Any]]]:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for run in project.analysis_runs():
+        kind = run["metadata"].get("labels", {}).get("rollout-type", "?")
+        by_type.setdefault(kind, []).append(run)
+    return by_type
+
+
+def assert_analysis_passed(
+    project: DeployProject, done: subprocess.CompletedProcess[str], kinds: set[str]
+) -> None:
+    """The controller ran the real templates against the healthy service and they passed."""
+    by_type = _runs_by_type(project)
+    assert kinds <= set(by_type), f"AnalysisRuns by type: {sorted(by_type)}\n" + explain(
+        done, project
+    )
+    for kind in kinds:
+        run = by_type[kind][-1]
+        assert run["status"]["phase"] == "Successful", explain(done, project)
+        values = [
+            m.get("value")
+            for result in run["status"]["metricResults"]
+            for m in result.get("measurements", [])
+        ]
+        # The service's own answers as the controller records them (JSON):
+        # /readyz's status and /items' limit.
+        assert values and set(values) <= {'"ready"', "1"}, values
+
+
+def assert_aborted_and_undone(
+    project: DeployProject,
+    done: subprocess.CompletedProcess[str],
+    stable: str,
+    service: str,
+) -> None:
+    assert done.returncode != 0, explain(done, project)
+    assert "the rollout failed; see the analysis results above" in done.stderr, explain(
+        done, project
+    )
+    # The failed run and its metric, as the script prints them.
+    runs = [r for r in project.analysis_runs() if r["status"]["phase"] in {"Failed", "Error"}]
+    assert runs, explain(done, project)
+    printed = done.stdout.split("==> Analysis results", 1)
+    assert len(printed) == 2, explain(done, project)
+    assert any(r["metadata"]["name"] in printed[1] for r in runs), explain(done, project)
+    assert "(successful 0" in printed[1] or "errors" in printed[1], explain(done, project)
+    # Traffic never left the stable version, and the desired state is it again.
+    assert project.selected_image(service) == stable, explain(done, project)
+    assert project.rollout_image() == stable, explain(done, project)
+    wait_healthy(project)
+    assert project.selected_image(service) == stable

@@ -1,0 +1,252 @@
+"""The contract gates of a generated service catch what they exist for.
+
+`make openapi-check` fails when the code and openapi.yaml disagree; `make
+contract` passes against the running service and a real PostgreSQL, and fails
+when a handler answers with a status or a field the document does not list;
+`make contract-diff` fails on a breaking change to the document unless its
+major version went up, and lets additive changes through.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from extensions.slipway import load_pins
+from tests.conformance.service import check_make, run_make
+from tests.conformance.stacks import STACKS
+from tests.conftest import RenderFn
+from tests.support.postgres import PostgresServer
+from tests.support.tools import require_go_module
+
+OASDIFF = f"github.com/oasdiff/oasdiff@v{load_pins()['tools']['oasdiff']}"
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+@contextmanager
+def edited(path: Path, old: str, new: str) -> Iterator[None]:
+    """`path` with `old` replaced once by `new`, restored afterwards."""
+    original = path.read_text(encoding="utf-8")
+    assert original.count(old) == 1, f"{path.name}: {old!r} is not there exactly once"
+    path.write_text(original.replace(old, new), encoding="utf-8")
+    try:
+        yield
+    finally:
+        path.write_text(original, encoding="utf-8")
+
+
+# --- the Python service: openapi-check and contract -------------------------------
+
+
+@pytest.fixture(scope="module")
+def service(
+    render: RenderFn, service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A private, set-up copy of the Python render: these tests edit its code."""
+    dst = tmp_path_factory.mktemp("contract-gates") / "service"
+    shutil.copytree(render(**STACKS["python"].answers), dst, symlinks=True)
+    check_make(dst, "setup", service_env)
+    return dst
+
+
+def databases(postgres: PostgresServer) -> set[str]:
+    with psycopg.connect(postgres.url) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate").fetchall()
+    return {name for (name,) in rows}
+
+
+def run_contract(
+    service: Path, env: dict[str, str], postgres: PostgresServer, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    before = databases(postgres)
+    result = run_make(service, "contract", {**env, "DATABASE_URL": postgres.url, **extra})
+    # the scratch database is gone whatever the outcome
+    assert databases(postgres) == before, output(result)[-3000:]
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-python")
+def test_openapi_check_fails_when_code_and_document_disagree(
+    service: Path, service_env: dict[str, str]
+) -> None:
+    check_make(service, "openapi-check", service_env)  # the control
+    document = service / "openapi.yaml"
+    with edited(document, "  version: 1.0.0\n", "  version: 1.0.1\n"):
+        result = run_make(service, "openapi-check", service_env)
+    assert result.returncode != 0
+    assert "differs from what the code emits" in output(result)
+    assert "+  version: 1.0.0" in result.stdout  # the diff shows what the code says
+
+    schemas = next(service.glob("src/*/schemas.py"))
+    with edited(
+        schemas,
+        "    description: Description | None = None\n",
+        "    description: Description | None = None\n    sku: str | None = None\n",
+    ):
+        result = run_make(service, "openapi-check", service_env)
+    assert result.returncode != 0
+    assert "+        sku:" in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-python")
+def test_contract_passes_against_the_running_service(
+    service: Path, service_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    result = run_contract(service, service_env, postgres)
+    assert result.returncode == 0, output(result)[-12000:]
+    # every phase ran: examples have none to run (the document gives none)
+    for phase in ("Coverage", "Fuzzing", "Stateful"):
+        assert re.search(rf"✅ {phase}\b", result.stdout), result.stdout[-4000:]
+    assert "No issues found" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-python")
+def test_contract_fails_on_an_undocumented_status(
+    service: Path, service_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    items = next(service.glob("src/*/items.py"))
+    with edited(
+        items,
+        '    response.headers["Location"] = f"/items/{item.id}"\n',
+        '    response.headers["Location"] = f"/items/{item.id}"\n    response.status_code = 202\n',
+    ):
+        result = run_contract(service, service_env, postgres, CONTRACT_MAX_EXAMPLES="10")
+    assert result.returncode != 0
+    assert "Undocumented status code" in result.stdout, result.stdout[-6000:]
+    assert "Received: 202" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-python")
+def test_contract_fails_on_an_undocumented_field(
+    service: Path, service_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    # a field added to the code but not to the committed document
+    schemas = next(service.glob("src/*/schemas.py"))
+    with edited(
+        schemas,
+        "    created_at: Annotated[\n",
+        '    etag: str = "unlisted"\n    created_at: Annotated[\n',
+    ):
+        result = run_contract(service, service_env, postgres, CONTRACT_MAX_EXAMPLES="10")
+    assert result.returncode != 0
+    assert "Response violates schema" in result.stdout, result.stdout[-6000:]
+    assert "'etag' was unexpected" in result.stdout
+
+
+# --- contract-diff: any stack (it reads only openapi.yaml) -------------------------
+
+
+@pytest.fixture(scope="module")
+def oasdiff_available() -> None:
+    require_go_module(OASDIFF, "make contract-diff runs oasdiff through the Go module proxy")
+
+
+@pytest.fixture
+def repo(render: RenderFn, tmp_path: Path, oasdiff_available: None) -> Path:
+    """A generated repo with one commit, the base the document is compared with."""
+    root = tmp_path / "repo"
+    shutil.copytree(render(**STACKS["python"].answers), root, symlinks=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run([*git, *command], cwd=root, check=True)
+    return root
+
+
+def contract_diff(
+    root: Path, service_env: dict[str, str], base: str = "main"
+) -> subprocess.CompletedProcess[str]:
+    return run_make(root, "contract-diff", {**service_env, "BASE": base})
+
+
+LIMIT_MAX = "            maximum: 100\n            minimum: 1\n            default: 20\n"
+# A tighter limit rejects requests that worked before: breaking.
+BREAKING = (LIMIT_MAX, LIMIT_MAX.replace("maximum: 100", "maximum: 50"))
+# A new operation breaks no existing client.
+ADDITIVE = (
+    "  /items/{id}:\n",
+    "  /tags:\n"
+    "    get:\n"
+    "      operationId: listTags\n"
+    "      responses:\n"
+    "        '200':\n"
+    "          description: Every tag in use.\n"
+    "  /items/{id}:\n",
+)
+
+
+def edit(document: Path, *replacements: tuple[str, str]) -> None:
+    text = document.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    document.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_contract_diff_passes_an_unchanged_and_an_additive_document(
+    repo: Path, service_env: dict[str, str]
+) -> None:
+    result = contract_diff(repo, service_env)
+    assert result.returncode == 0, output(result)
+    assert "No changes detected" in output(result)
+    edit(repo / "openapi.yaml", ADDITIVE)
+    result = contract_diff(repo, service_env)
+    assert result.returncode == 0, output(result)
+    assert "No breaking changes" in output(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("version", "passes"),
+    [("1.0.0", False), ("1.1.0", False), ("2.0.0", True)],
+    ids=["same-version", "minor-bump", "major-bump"],
+)
+def test_contract_diff_lets_a_breaking_change_through_only_with_a_major_bump(
+    repo: Path, service_env: dict[str, str], version: str, passes: bool
+) -> None:
+    edit(repo / "openapi.yaml", BREAKING, ("  version: 1.0.0\n", f"  version: {version}\n"))
+    result = contract_diff(repo, service_env)
+    assert "request-parameter-max-decreased" in output(result), output(result)
+    assert (result.returncode == 0) is passes, output(result)
+    assert ("versioning policy: satisfied" in output(result)) is passes
+
+
+@pytest.mark.slow
+def test_contract_diff_refuses_an_invalid_document_and_an_unknown_base(
+    repo: Path, service_env: dict[str, str]
+) -> None:
+    result = contract_diff(repo, service_env, base="no-such-branch")
+    assert result.returncode != 0
+    assert "BASE 'no-such-branch' is not a commit" in output(result)
+
+    # a pattern no regex engine compiles
+    edit(repo / "openapi.yaml", ("pattern: ^[a-z][a-z_]*$", "pattern: ^[a-z("))
+    result = contract_diff(repo, service_env)
+    assert result.returncode != 0
+    assert "schema-pattern-regex-invalid" in output(result)
+
+
+@pytest.mark.slow
+def test_contract_diff_passes_when_the_base_has_no_document(
+    repo: Path, service_env: dict[str, str]
+) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "rm", "-q", "--cached", "openapi.yaml"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "before the contract"], cwd=repo, check=True)
+    result = contract_diff(repo, service_env, base="HEAD")
+    assert result.returncode == 0, output(result)
+    assert "has no openapi.yaml yet" in output(result)
