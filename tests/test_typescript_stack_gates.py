@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -92,7 +93,9 @@ def passes(root: Path, target: str, env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["lint", "typecheck", "test", "migration-lint"])
+@pytest.mark.parametrize(
+    "target", ["platform-check", "lint", "typecheck", "test", "migration-lint"]
+)
 def test_no_database_gate_passes(prepared: Path, env: dict[str, str], target: str) -> None:
     passes(prepared, target, env)
 
@@ -129,6 +132,40 @@ def test_typecheck_and_lint_catch_planted_problems(scratch: Path, env: dict[str,
     planted.write_text("export const answer = 42\n")  # prettier wants a semicolon
     result = run_make(scratch, "lint", env)
     assert result.returncode != 0 and "planted.ts" in output(result), output(result)
+
+
+def plant_lock_version(root: Path, name: str, version: str | None) -> None:
+    """Lock `name` at `version` (None: drop it), as an older package-lock.json would."""
+    lock_file = root / "package-lock.json"
+    lock = json.loads(lock_file.read_text())
+    key = f"node_modules/{name}"
+    assert key in lock["packages"], f"the rendered lock no longer has {name}"
+    if version is None:
+        del lock["packages"][key]
+    else:
+        lock["packages"][key]["version"] = version
+    lock_file.write_text(json.dumps(lock, indent=2) + "\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "version", "expected"),
+    [
+        ("vitest", "4.0.0", "locks vitest 4.0.0; this Slipway release needs 5.1.2 or newer"),
+        ("eslint", None, "lacks eslint, which this Slipway release needs"),
+    ],
+    ids=["too-old", "missing"],
+)
+def test_platform_check_names_what_the_lock_lacks_and_the_fix(
+    scratch: Path, env: dict[str, str], name: str, version: str | None, expected: str
+) -> None:
+    plant_lock_version(scratch, name, version)
+    result = run_make(scratch, "platform-check", env)
+    assert result.returncode != 0, output(result)
+    assert expected in output(result), output(result)
+    required = re.search(rf"'dev:{re.escape(name)}>=([^']+)'", (scratch / "Makefile").read_text())
+    assert required, f"the Makefile's platform-check does not require {name}"
+    assert f"run: npm install -D {name}@^{required.group(1)}" in output(result), output(result)
 
 
 @pytest.mark.slow
