@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,8 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PINS = ROOT / "extensions" / "pins.yml"
 
 
+def pins() -> dict[str, Any]:
+    data = yaml.safe_load(PINS.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{PINS} is not a mapping"
+    return data
+
+
 def pinned(tool: str) -> str:
-    return str(yaml.safe_load(PINS.read_text(encoding="utf-8"))["tools"][tool])
+    return str(pins()["tools"][tool])
 
 
 def cache_root() -> Path:
