@@ -225,12 +225,24 @@ def _make_older_release(tree: Path) -> None:
         files = [p for folder in (*owned, migrations) for p in folder.rglob("*") if p.is_file()]
         files += [_rendered_top_level(template, stack, f) for f in case.dependency_files]
         for path in sorted(files):
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(f"{case.comment} {SERVICE_MARK}\n")
+            _mark(path, case.comment, SERVICE_MARK)
         # 0.2.0 changes the platform's tool settings.
         for config in case.tool_configs:
-            with _rendered_top_level(template, stack, config).open("a", encoding="utf-8") as f:
-                f.write(f"{case.comment} {OLD_TOOL_SETTING}\n")
+            _mark(_rendered_top_level(template, stack, config), case.comment, OLD_TOOL_SETTING)
+
+
+_JSON_NAME = re.compile(r"\.json(\{% endif %\})?(\.jinja)?$")
+
+
+def _mark(path: Path, comment: str, line: str) -> None:
+    """Add `line` to a template file as a comment; JSON has no comments, so
+    there it is a "//" key (the convention npm and tsc accept)."""
+    text = path.read_text(encoding="utf-8")
+    if _JSON_NAME.search(path.name):
+        assert "{\n" in text, f"{path.name} has no object to mark"
+        path.write_text(text.replace("{\n", f'{{\n  "//": "{line}",\n', 1), encoding="utf-8")
+    else:
+        path.write_text(text + f"{comment} {line}\n", encoding="utf-8")
 
 
 def _add_migration_step(tree: Path) -> None:
