@@ -32,6 +32,7 @@ lint: bootstrap ## lint the template's own Python
 drift: bootstrap ## fail when generated files drift from their sources (CI's drift job)
 	$(VENV)/python scripts/self-ci --check
 	$(VENV)/python scripts/relock-python --check
+	$(VENV)/python scripts/relock-typescript --check
 	$(VENV)/python scripts/regen-openapi --check
 	$(VENV)/uv lock --check
 

@@ -89,8 +89,9 @@ def prepared_service(
         if stack not in cache:
             dst = tmp_path_factory.mktemp(f"service-{stack}") / "service"
             shutil.copytree(render(**STACKS[stack].answers), dst, symlinks=True)
-            for target in ("setup", *STACKS[stack].build):
-                check_make(dst, target, service_env)
+            env = STACKS[stack].env(service_env)
+            for target in STACKS[stack].prepare:
+                check_make(dst, target, env)
             cache[stack] = dst
         return cache[stack]
 

@@ -360,13 +360,16 @@ def contract_paths() -> frozenset[str]:
 @cache
 def service_routes(project: Path) -> frozenset[str]:
     """GET routes declared in the rendered service: FastAPI (router prefix +
-    decorator path) or net/http ServeMux patterns ("GET /path")."""
+    decorator path), Fastify (`app.get("/path", ...)`) or net/http ServeMux
+    patterns ("GET /path")."""
     routes = set()
     for source in (project / "src").rglob("*.py"):
         text = source.read_text()
         prefix = re.search(r'APIRouter\([^)]*prefix="([^"]*)"', text)
         for path in re.findall(r'@\w+\.get\(\s*"([^"]*)"', text):
             routes.add((prefix.group(1) if prefix else "") + path)
+    for source in (project / "src").rglob("*.ts"):
+        routes.update(re.findall(r'\bapp\.get(?:<[^>]*>)?\(\s*"([^"]*)"', source.read_text()))
     for source in (project / "internal").rglob("*.go"):
         routes.update(re.findall(r'\.Handle(?:Func)?\(\s*"GET (/[^"]*)"', source.read_text()))
     return frozenset(routes)

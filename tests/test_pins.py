@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PINS_CLI = ROOT / "scripts" / "pins"
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from pinstool import checks, oci, pinsfile, sources  # noqa: E402
+from pinstool import checks, npm, oci, pinsfile, sources  # noqa: E402
 from pinstool.gitrefs import SourceError  # noqa: E402
 from pinstool.versions import newest_stable  # noqa: E402
 
@@ -695,3 +695,62 @@ def test_image_names_map_to_registry_api_urls() -> None:
     assert oci.manifest_url("ghcr.io/astral-sh/uv", "0.13.0", "http://127.0.0.1:5000/") == (
         "http://127.0.0.1:5000/v2/astral-sh/uv/manifests/0.13.0"
     )
+
+
+# --- npm registry ------------------------------------------------------------------
+
+
+class _NpmHandler(BaseHTTPRequestHandler):
+    packages: ClassVar[dict[str, Any]] = {
+        "node": {
+            "versions": {
+                "22.99.0": {},
+                "24.20.0": {},
+                "24.21.0": {},
+                "24.22.0": {"deprecated": "withdrawn"},
+                "24.23.0-rc.1": {},
+                "26.1.0": {},
+            }
+        },
+        "npm": {"versions": {"11.19.1": {}, "11.20.0": {}, "12.0.0-pre.1": {}}},
+    }
+
+    def do_GET(self) -> None:
+        body = self.packages.get(self.path.strip("/"))
+        if body is None:
+            self.send_error(404)
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_npm_newest_release_skips_prereleases_withdrawn_and_other_majors(serve: Any) -> None:
+    base = serve(_NpmHandler)
+    assert npm.newest_release("node", base, major=24) == "24.21.0"
+    assert npm.newest_release("node", base) == "26.1.0"
+    assert npm.newest_release("npm", base) == "11.20.0"
+    with pytest.raises(SourceError, match="no stable release in major 25"):
+        npm.newest_release("node", base, major=25)
+    with pytest.raises(SourceError, match="HTTP 404"):
+        npm.newest_release("left-pad", base)
+
+
+def test_node_stays_on_its_lts_major_and_moves_with_its_build_image(serve: Any) -> None:
+    config = checks.Config(npm_base=serve(_NpmHandler))
+    image = {"image": "docker.io/library/node", "tag": "24-trixie-slim", "digest": "sha256:0"}
+    data = {"tools": {"node": "24.20.0", "npm": "11.19.1"}, "images": {"node_build": image}}
+    found = {f.name: f for f in checks.run_all(config, data, {"tools"})}
+    assert found["node"].upstream == "24.21.0"  # not 26.1.0: another major
+    assert found["node"].status == checks.MANUAL and found["node"].updates == {}
+    assert found["node"].detail == (
+        "refresh images.node_build (tag and digest) by hand, then set node: 24.21.0"
+    )
+    assert found["npm"].status == checks.STALE
+    assert found["npm"].updates == {"npm": "11.20.0"}

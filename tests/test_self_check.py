@@ -185,7 +185,18 @@ def test_template_workflow_triggers_permissions_and_concurrency() -> None:
     assert on["push"]["branches"] == ["main"]
     assert wf["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
     assert "github.event.pull_request.number" in wf["concurrency"]["group"]
-    assert set(wf["jobs"]) == {"lint", "test", "drift"}
+    assert set(wf["jobs"]) == {"lint", "test", "network", "drift"}
+
+
+def test_network_job_runs_exactly_what_ci_run_deselects() -> None:
+    # .ci/run deselects needs_network by name; only this job brings them back.
+    steps = load("template.yml")["jobs"]["network"]["steps"]
+    (run,) = [s for s in steps if s.get("run") == "bash .ci/run"]
+    assert run["env"] == {"SLIPWAY_NEEDS_NETWORK": "only"}
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    addopts = 'export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} '
+    assert f'only) {addopts}-m needs_network"' in ci_run
+    assert f"deselect) {addopts}-m 'not needs_network'\"" in ci_run
 
 
 def test_pins_workflow_runs_weekly_and_on_demand() -> None:

@@ -278,6 +278,7 @@ def test_workflows_are_stack_agnostic() -> None:
 # that must carry that pin (None: read from the stack's own file, checked below).
 SETUP_ACTIONS = {
     "runtimes.python": ("actions/setup-python", "python-version"),
+    "tools.node": ("actions/setup-node", "node-version"),
     "tools.uv": ("astral-sh/setup-uv", "version"),
     "tools.go": ("actions/setup-go", None),
 }
@@ -311,6 +312,9 @@ def test_setup_action_installs_the_stack_toolchain(rendered: list[Rendered]) -> 
                 go_mod = (r.root / step["with"]["go-version-file"]).read_text()
                 if f"\ntoolchain go{_pin(key)}\n" not in go_mod:
                     yield f"go.mod's toolchain is not go{_pin(key)}"
+            # setup-node caches by default since v5: only when the caller asks.
+            if key == "tools.node" and step["with"].get("package-manager-cache") is not False:
+                yield "setup-node's default npm cache is not turned off"
         deploy = r.workflow("deploy")["jobs"]
         for where, job in [("deploy", j) for j in deploy.values()]:
             for step in steps(job):

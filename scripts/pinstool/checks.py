@@ -10,9 +10,18 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import gitrefs, oci, pypi
+from . import gitrefs, npm, oci, pypi
 from .gitrefs import SourceError
-from .sources import FOLLOWS_IMAGE, POLICY_KEYS, TOOL_SOURCES, GitTags, Pypi, companion_owner
+from .sources import (
+    BUMPED_WITH_IMAGE,
+    FOLLOWS_IMAGE,
+    POLICY_KEYS,
+    TOOL_SOURCES,
+    GitTags,
+    Npm,
+    Pypi,
+    companion_owner,
+)
 from .versions import newest_stable, stable_key
 
 CURRENT, STALE, HIJACK, MANUAL, ERROR = "current", "stale", "HIJACK?", "manual", "error"
@@ -23,6 +32,7 @@ class Config:
     git_base: str = "https://github.com/"
     registry_base: str | None = None  # None: each image's own registry
     pypi_base: str = pypi.PYPI_BASE
+    npm_base: str = npm.NPM_BASE
     today: str = ""
 
 
@@ -90,7 +100,7 @@ def _bare(version: str, prefix: str = "") -> str:
     return version.removeprefix(prefix).removeprefix("v")
 
 
-def _is_ahead(source: Pypi | GitTags, pinned: str, newest: str) -> bool:
+def _is_ahead(source: Pypi | GitTags | Npm, pinned: str, newest: str) -> bool:
     """Whether the pinned version sorts after upstream's newest (False when
     it cannot be compared: then it is stale like any other difference)."""
     if isinstance(source, Pypi):
@@ -107,6 +117,10 @@ def check_tool(config: Config, name: str, pinned: str, companions: list[str]) ->
     source = TOOL_SOURCES[name]
     if isinstance(source, Pypi):
         newest = pypi.newest_release(source.project, config.pypi_base)
+    elif isinstance(source, Npm):
+        key = stable_key(_bare(pinned))
+        major = key[0] if source.same_major and key is not None else None
+        newest = npm.newest_release(source.package, config.npm_base, major)
     else:
         assert isinstance(source, GitTags)
         tags = gitrefs.remote_tags(repo_url(config, source.repo))
@@ -154,7 +168,7 @@ def plan(data: Mapping[str, Any], only: set[str]) -> list[Job]:
         for key, value in tools.items():
             if key in TOOL_SOURCES:
                 companions = [k for k in tools if companion_owner(k, names) == key]
-                image = FOLLOWS_IMAGE.get(key)
+                image = FOLLOWS_IMAGE.get(key) or BUMPED_WITH_IMAGE.get(key)
                 if image in (data.get("images") or {}):
                     companions.append(f"images.{image} (tag and digest)")
                 jobs.append(("tools", key, str(value), check_tool, (key, str(value), companions)))

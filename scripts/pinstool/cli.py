@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("PINS_PYPI_BASE", "https://pypi.org/pypi/"),
         help="PyPI JSON API root (env PINS_PYPI_BASE)",
     )
+    common.add_argument(
+        "--npm-base",
+        default=os.environ.get("PINS_NPM_BASE", "https://registry.npmjs.org/"),
+        help="npm registry root (env PINS_NPM_BASE)",
+    )
     parser = argparse.ArgumentParser(prog="scripts/pins", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", parents=[common], help="list stale pins, change nothing")
@@ -108,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         git_base=args.git_base,
         registry_base=args.registry_base,
         pypi_base=args.pypi_base,
+        npm_base=args.npm_base,
         today=datetime.date.today().isoformat(),
     )
     findings = run_all(config, data, set(args.only or KINDS))

@@ -16,12 +16,19 @@ class Pypi:
 
 
 @dataclass(frozen=True)
+class Npm:
+    package: str
+    # Stay on the pinned major (a runtime's LTS line); None: any newer release.
+    same_major: bool = False
+
+
+@dataclass(frozen=True)
 class GitTags:
     repo: str  # owner/name under the git base URL
     prefix: str = ""  # before the optional `v`: `go`, `kustomize/`
 
 
-Source = Pypi | GitTags
+Source = Pypi | GitTags | Npm
 
 TOOL_SOURCES: dict[str, Source] = {
     "uv": Pypi("uv"),
@@ -49,6 +56,10 @@ TOOL_SOURCES: dict[str, Source] = {
     "kubelogin": GitTags("Azure/kubelogin"),
     "kustomize": GitTags("kubernetes-sigs/kustomize", prefix="kustomize/"),
     "argo_rollouts": GitTags("argoproj/argo-rollouts"),
+    # The `node` package ships the official Node binaries; the pin stays on
+    # its LTS major (the distroless image's), moving within it.
+    "node": Npm("node", same_major=True),
+    "npm": Npm("npm"),
     "bombardier": GitTags("codesenberg/bombardier"),
 }
 
@@ -59,6 +70,11 @@ POLICY_KEYS = frozenset({"kubernetes_min"})
 # the uv in images.uv, and the generated pyproject's `required-version` makes
 # the image's uv refuse a project pinned to a newer one. Bumped by hand.
 FOLLOWS_IMAGE = {"uv": "uv"}
+
+# Tools that are the version inside an image with a moving tag (tool key ->
+# images key): tools.node is the Node of images.node_build (`24-trixie-slim`),
+# so a newer Node means a new digest too. Bumped by hand, together.
+BUMPED_WITH_IMAGE = {"node": "node_build"}
 
 COMPANION_SUFFIXES = ("_sha256", "_sum")
 

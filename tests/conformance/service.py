@@ -148,8 +148,9 @@ def run_service(
 ) -> Iterator[RunningService]:
     """A migrated fresh database and the service on a free port, behind a proxy."""
     database_url = postgres.create_database("conformance")
+    env = STACKS[stack].env(env)
     try:
-        check_make(root, "migrate", {**env, "DATABASE_URL": database_url})
+        STACKS[stack].migrate(root, database_url, env)
         with proxy_to(postgres.host, postgres.port) as proxy:
             port = free_port()
             service_env = {

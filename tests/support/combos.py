@@ -27,6 +27,8 @@ PAIRED = ("registry", "cluster", "deploy_strategy", "migration_runner")
 # Delivery questions that only need each value once.
 SINGLE = ("traffic_router", "analysis_provider")
 DELIVERY = PAIRED + SINGLE
+# Answers that select a stack (stack_combos): part of a render's id.
+STACK_ANSWERS = ("migration_tool", "stack")
 
 
 def values(question: str) -> list[str]:
@@ -89,7 +91,7 @@ def stack_rows() -> tuple[dict[str, Any], ...]:
 
 
 def combo_id(answers: dict[str, Any]) -> str:
-    return "-".join(str(answers[q]) for q in (*DELIVERY, "stack") if q in answers)
+    return "-".join(str(answers[q]) for q in (*DELIVERY, *STACK_ANSWERS) if q in answers)
 
 
 def uncovered_pairs(rows: tuple[dict[str, Any], ...]) -> list[tuple[str, str, str, str]]:
@@ -156,8 +158,22 @@ def _parsed(path: Path) -> dict[str, Any]:
 
 
 def render_all(render: Callable[..., Path]) -> list[Rendered]:
-    """Every combo, rendered once per worker through the session `render` cache."""
-    return [Rendered(answers, render(**answers)) for answers in combos()]
+    """Every combo, rendered once per worker through the session `render` cache,
+    plus stack_combos(): the pipeline files must pass for every stack."""
+    return [Rendered(answers, render(**answers)) for answers in (*combos(), *stack_combos())]
+
+
+def stack_combos() -> list[dict[str, Any]]:
+    """Every stack other than the defaults' on two delivery rows (a blue-green
+    and a canary one): stacks change only the setup action, the Makefile, the
+    Dockerfile and the migration command, not the delivery matrix."""
+    from tests.conformance.stacks import STACKS  # late: that module imports the suite's helpers
+
+    rows = combos()
+    picked = [rows[0], next(r for r in rows if r["deploy_strategy"] == "canary")]
+    return [
+        {**row, **stack.answers} for stack in STACKS.values() if stack.answers for row in picked
+    ]
 
 
 def steps(job: dict[str, Any]) -> list[dict[str, Any]]:

@@ -50,7 +50,14 @@ def manifest_combos() -> list[dict[str, str]]:
 
 
 def combo_id(answers: dict[str, str]) -> str:
-    keys = ("deploy_strategy", "traffic_router", "analysis_provider", "migration_runner", "stack")
+    keys = (
+        "deploy_strategy",
+        "traffic_router",
+        "analysis_provider",
+        "migration_runner",
+        "migration_tool",
+        "stack",
+    )
     return "-".join(answers[k] for k in keys if k in answers)
 
 

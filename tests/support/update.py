@@ -18,6 +18,7 @@ suite's Copier instead of `uv tool run`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -224,12 +225,24 @@ def _make_older_release(tree: Path) -> None:
         files = [p for folder in (*owned, migrations) for p in folder.rglob("*") if p.is_file()]
         files += [_rendered_top_level(template, stack, f) for f in case.dependency_files]
         for path in sorted(files):
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(f"{case.comment} {SERVICE_MARK}\n")
+            _mark(path, case.comment, SERVICE_MARK)
         # 0.2.0 changes the platform's tool settings.
         for config in case.tool_configs:
-            with _rendered_top_level(template, stack, config).open("a", encoding="utf-8") as f:
-                f.write(f"{case.comment} {OLD_TOOL_SETTING}\n")
+            _mark(_rendered_top_level(template, stack, config), case.comment, OLD_TOOL_SETTING)
+
+
+_JSON_NAME = re.compile(r"\.json(\{% endif %\})?(\.jinja)?$")
+
+
+def _mark(path: Path, comment: str, line: str) -> None:
+    """Add `line` to a template file as a comment; JSON has no comments, so
+    there it is a "//" key (the convention npm and tsc accept)."""
+    text = path.read_text(encoding="utf-8")
+    if _JSON_NAME.search(path.name):
+        assert "{\n" in text, f"{path.name} has no object to mark"
+        path.write_text(text.replace("{\n", f'{{\n  "//": "{line}",\n', 1), encoding="utf-8")
+    else:
+        path.write_text(text + f"{comment} {line}\n", encoding="utf-8")
 
 
 def _add_migration_step(tree: Path) -> None:
@@ -341,6 +354,15 @@ def add_team_dependency(name: str, text: str, comment: str) -> str:
             f'\n[[package]]\nname = "{TEAM_DEPENDENCY}"\nversion = "1.0.0"\n'
             'source = { registry = "https://pypi.org/simple" }\n'
         )
+    if name == "package.json":  # JSON has no comments: what `npm install` writes
+        data = json.loads(text)
+        data.setdefault("dependencies", {})[TEAM_DEPENDENCY] = "^1.0.0"
+        return json.dumps(data, indent=2) + "\n"
+    if name == "package-lock.json":
+        data = json.loads(text)
+        data["packages"][""].setdefault("dependencies", {})[TEAM_DEPENDENCY] = "^1.0.0"
+        data["packages"][f"node_modules/{TEAM_DEPENDENCY}"] = {"version": "1.0.0"}
+        return json.dumps(data, indent=2) + "\n"
     return text + f"{comment} the team's dependency: {TEAM_DEPENDENCY}\n"
 
 
@@ -365,6 +387,7 @@ def make_team_edits(repo: Path, stack: str) -> TeamEdits:
     edits.added[migration] = f"{case.comment} the team's second migration\n"
     edits.added["local.mk"] = "team-target:\n\t@echo team\n"
     for rel, content in edits.added.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)  # e.g. one folder per migration
         (repo / rel).write_text(content)
 
     edits.readme_notes = "\n## Team notes\n\nThe on-call rota lives in the team wiki.\n"
