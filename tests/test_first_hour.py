@@ -210,7 +210,9 @@ def first_hour(
         if stack not in cache:
             dst = tmp_path_factory.mktemp(f"first-hour-{stack}") / "service"
             url = postgres.create_database("firsthour")
-            cache[stack] = run_first_hour(template_snapshot, stack, dst, first_hour_env, url)
+            cache[stack] = run_first_hour(
+                template_snapshot, stack, dst, STACKS[stack].env(first_hour_env), url
+            )
         return cache[stack]
 
     return _get
@@ -254,6 +256,7 @@ def test_after_copy_message_says_what_to_do_without_docker() -> None:
 def test_setup_installs_the_hooks_idempotently_and_says_so(
     stack: str, first_hour: FirstHourFn, first_hour_env: dict[str, str]
 ) -> None:
+    first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
     result = first_hour(stack)
     hook = result.root / ".git" / "hooks" / "pre-commit"
     assert hook.is_file() and "pre-commit" in hook.read_text()
@@ -273,6 +276,7 @@ def test_setup_installs_the_hooks_idempotently_and_says_so(
 def test_a_fresh_copy_passes_its_own_hooks(
     stack: str, first_hour: FirstHourFn, first_hour_env: dict[str, str]
 ) -> None:
+    first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
     result = first_hour(stack)
     done = run(result.root, first_hour_env, "make", "--no-print-directory", "hooks")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
@@ -347,6 +351,7 @@ def test_a_seeded_defect_is_caught_before_commit(
     first_hour_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
+    first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
     source = first_hour(stack).root
     root = tmp_path / "service"
     # Everything but the virtualenv: no seeded file is one the stack's
@@ -377,7 +382,13 @@ def test_make_help_is_the_default_and_lists_every_target_and_gate(
     stack: str, render: RenderFn, tmp_path: Path
 ) -> None:
     root = render(**STACKS[stack].answers)
-    done = run(root, {**os.environ}, "make", "--no-print-directory", timeout=60)
+    done = run(
+        root,
+        {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"},
+        "make",
+        "--no-print-directory",
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     listed = help_targets(done.stdout)
     assert len(listed) == len(set(listed)), listed
@@ -400,7 +411,11 @@ def test_make_help_is_the_default_and_lists_every_target_and_gate(
     copy = tmp_path / "service"
     shutil.copytree(root, copy, symlinks=True)
     (copy / "local.mk").write_text("smoke: ## our smoke test\n\t@true\n")
-    assert "smoke" in help_targets(run(copy, {**os.environ}, "make", timeout=60).stdout)
+    assert "smoke" in help_targets(
+        run(
+            copy, {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}, "make", timeout=60
+        ).stdout
+    )
 
 
 # --- one source for versions ---------------------------------------------------------
@@ -523,7 +538,11 @@ def showing_env(render: RenderFn, tmp_path: Path) -> Path:
 
 def test_make_reads_dotenv_and_the_environment_wins(showing_env: Path) -> None:
     root = showing_env
-    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "PORT", "LOG_LEVEL"}}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "PORT", "LOG_LEVEL", "PYTEST_ADDOPTS"}
+    }
 
     without = run(root, base, "make", "-s", "show", timeout=60)
     assert without.stdout == "||\n", "no .env: nothing is invented"
@@ -543,7 +562,7 @@ def test_make_reads_dotenv_and_the_environment_wins(showing_env: Path) -> None:
 
 
 def test_a_missing_database_url_says_how_to_set_one(showing_env: Path) -> None:
-    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "PYTEST_ADDOPTS"}}
     done = run(showing_env, base, "make", "-s", "run", timeout=60)
     assert done.returncode != 0
     assert "cp .env.example .env" in done.stderr
@@ -574,7 +593,11 @@ def test_readme_first_screen_gets_a_team_running(stack: str, render: RenderFn) -
     make_lines = [c for c in commands if c.startswith("make ")]
     named = {t for c in make_lines for t in re.findall(r"make (\S+)", c)}
     assert {"setup", "run", "ci"} <= named
-    listed = help_targets(run(root, {**os.environ}, "make", timeout=60).stdout)
+    listed = help_targets(
+        run(
+            root, {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}, "make", timeout=60
+        ).stdout
+    )
     assert named <= set(listed), named - set(listed)
     # The same steps as the after-copy message (which a test runs as written).
     message = yaml.safe_load((ROOT / "copier.yml").read_text())["_message_after_copy"]

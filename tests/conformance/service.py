@@ -25,7 +25,17 @@ MAKE_TIMEOUT = 900.0
 
 # Variables of the test process that must not leak into a service or its make
 # targets (the suite's own DATABASE_URL, the template's virtualenv).
-_SCRUBBED = ("DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH", "PORT", "HOST", "UV_PROJECT_ENVIRONMENT")
+# PYTEST_ADDOPTS: .ci/run deselects the suite's own markers with it; a
+# generated service's pytest must not inherit them.
+_SCRUBBED = (
+    "DATABASE_URL",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PORT",
+    "HOST",
+    "UV_PROJECT_ENVIRONMENT",
+    "PYTEST_ADDOPTS",
+)
 
 
 def base_env(tools_dir: Path, uv_cache: Path) -> dict[str, str]:
