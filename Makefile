@@ -15,7 +15,7 @@ bootstrap: ## install the template's tooling into .venv
 # Lint first: it takes seconds, and CI (which runs only `make test`) must
 # enforce it too.
 test: bootstrap lint ## lint, then the whole suite (starts its own PostgreSQL)
-	$(VENV)/pytest -n 2 --dist loadgroup
+	$(VENV)/pytest -n 2 --dist loadgroup $(if $(SLIPWAY_PYTEST_MARKERS),-m "$(SLIPWAY_PYTEST_MARKERS)")
 
 # The deploy tests' Kubernetes control plane + Argo Rollouts, built from the Go
 # module proxy (7-15 min cold on 2 cores, then cached outside the repo under
