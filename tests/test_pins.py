@@ -199,6 +199,24 @@ def upstream(tmp_path_factory: pytest.TempPathFactory, serve: Any) -> dict[str, 
         ],
     )
 
+    up.repo(
+        "kubernetes/kubernetes",
+        [
+            ("v1.34.2", "2026-06-01T00:00:00+00:00", True),
+            ("v1.34.3", "2026-07-01T00:00:00+00:00", True),
+            ("v1.35.0-rc.1", "2026-07-02T00:00:00+00:00", True),
+            ("v1.35.0", "2026-08-01T00:00:00+00:00", True),
+        ],
+    )
+    up.repo(
+        "etcd-io/etcd",
+        [
+            ("v3.6.16", "2026-06-01T00:00:00+00:00", True),
+            ("v3.7.0", "2026-08-01T00:00:00+00:00", True),
+        ],
+    )
+    up.repo("kubernetes-sigs/kwok", [("v0.8.0", "2026-06-01T00:00:00+00:00", True)])
+
     class Pypi(_PypiHandler):
         projects: ClassVar[dict[str, dict[str, Any]]] = {
             "uv": {
@@ -462,6 +480,41 @@ def test_unknown_tool_and_bad_file_are_clear_errors(world: dict[str, Any], tmp_p
         assert "Traceback" not in result.stderr
 
 
+def test_cluster_pins_move_within_their_minor_and_follow_kubernetes_min(
+    upstream: dict[str, Any], tmp_path: Path
+) -> None:
+    pins = tmp_path / "pins.yml"
+    pins.write_text(
+        """\
+tools:
+  kubernetes_min: "1.34"
+cluster:
+  kubernetes: v1.34.2   # comment kept
+  etcd: v3.6.16
+  kwok: v0.8.0
+""",
+        encoding="utf-8",
+    )
+    result = run_pins("check", "--pins", str(pins), env=upstream["env"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    table = {line.split()[1]: line.split() for line in result.stdout.splitlines()[1:3]}
+    # A new patch of the pinned minor is a safe bump; a newer minor is a person's call.
+    assert table["kubernetes"][-3:] == ["v1.34.2", "1.34.3", "stale"]
+    assert table["etcd"][-3:] == ["v3.6.16", "3.7.0", "manual"]
+    assert "cluster.etcd: v3.7.0 is a newer minor" in result.stdout
+    assert "3 pins checked: 1 stale, 0 suspicious, 1 need a person" in result.stdout
+
+    result = run_pins("update", "--pins", str(pins), "--only", "cluster", env=upstream["env"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = pins.read_text(encoding="utf-8")
+    assert "kubernetes: v1.34.3   # comment kept" in text and "etcd: v3.6.16" in text
+
+    # The test cluster is the oldest Kubernetes the manifests support.
+    pins.write_text(text.replace('"1.34"', '"1.35"'), encoding="utf-8")
+    result = run_pins("check", "--pins", str(pins), "--only", "cluster", env=upstream["env"])
+    assert "cluster.kubernetes: must be a 1.35 release (tools.kubernetes_min)" in result.stdout
+
+
 # --- the real pins.yml -------------------------------------------------------------
 
 
@@ -480,6 +533,7 @@ def test_every_real_tool_has_a_known_upstream() -> None:
     for key in data["tools"]:
         if key not in sources.TOOL_SOURCES and key not in sources.POLICY_KEYS:
             assert sources.companion_owner(key, set(sources.TOOL_SOURCES)) is not None
+    assert set(data["cluster"]) <= set(sources.CLUSTER_SOURCES)
 
 
 # --- OCI registry ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from . import gitrefs, npm, oci, pypi
 from .gitrefs import SourceError
 from .sources import (
     BUMPED_WITH_IMAGE,
+    CLUSTER_SOURCES,
     FOLLOWS_IMAGE,
     POLICY_KEYS,
     TOOL_SOURCES,
@@ -38,7 +39,7 @@ class Config:
 
 @dataclass
 class Finding:
-    kind: str  # actions | images | tools
+    kind: str  # actions | images | tools | cluster
     name: str
     pinned: str
     upstream: str = ""
@@ -147,6 +148,44 @@ def check_tool(config: Config, name: str, pinned: str, companions: list[str]) ->
     return found
 
 
+def check_cluster(config: Config, name: str, pinned: str, kubernetes_min: str) -> Finding:
+    """A cluster pin moves to the newest patch of its minor on its own; a newer
+    minor changes what the deploy tests prove, so a person bumps it."""
+    found = Finding("cluster", name, pinned)
+    source = CLUSTER_SOURCES.get(name)
+    if source is None:
+        raise SourceError(
+            f"no upstream known for cluster.{name}: add it to scripts/pinstool/sources.py"
+        )
+    pinned_key = stable_key(pinned)
+    if pinned_key is None:
+        raise ValueError(f"cluster.{name} must be a release version like v1.2.3, not {pinned!r}")
+    tags = gitrefs.remote_tags(repo_url(config, source.repo))
+    newest = newest_stable(tags, like=pinned)
+    if newest is None:
+        raise SourceError(f"{source.repo}: no stable vX.Y.Z tag")
+    found.upstream = _bare(newest)
+    newest_key = stable_key(newest) or pinned_key
+    same_minor = newest_stable(
+        (tag for tag in tags if (stable_key(tag) or ())[:2] == pinned_key[:2]), like=pinned
+    )
+    same_minor_key = stable_key(same_minor or "") or pinned_key
+    if name == "kubernetes" and ".".join(map(str, pinned_key[:2])) != kubernetes_min:
+        # The test cluster is the oldest Kubernetes the manifests support.
+        found.status = MANUAL
+        found.detail = f"must be a {kubernetes_min} release (tools.kubernetes_min), not {pinned}"
+    elif same_minor is not None and same_minor_key > pinned_key:
+        found.status, found.updates = STALE, {name: same_minor}
+        found.upstream = _bare(same_minor)
+    elif newest_key > pinned_key:
+        found.status = MANUAL
+        found.detail = (
+            f"{newest} is a newer minor: bump by hand and run the deploy tests "
+            "(the cluster cache is keyed on versions)"
+        )
+    return found
+
+
 # (section, name, pinned value as shown, check function, its arguments)
 Job = tuple[str, str, str, Callable[..., Finding], tuple[Any, ...]]
 
@@ -174,6 +213,11 @@ def plan(data: Mapping[str, Any], only: set[str]) -> list[Job]:
                 jobs.append(("tools", key, str(value), check_tool, (key, str(value), companions)))
             elif key not in POLICY_KEYS and companion_owner(key, names) is None:
                 jobs.append(("tools", key, str(value), _unknown_tool, (key, str(value))))
+    if "cluster" in only:
+        kubernetes_min = str((data.get("tools") or {}).get("kubernetes_min", ""))
+        for key, value in (data.get("cluster") or {}).items():
+            args = (key, str(value), kubernetes_min)
+            jobs.append(("cluster", key, str(value), check_cluster, args))
     return jobs
 
 

@@ -21,7 +21,7 @@ from .checks import CURRENT, ERROR, HIJACK, MANUAL, STALE, Config, Finding, repo
 from .gitrefs import SourceError
 
 ROOT = Path(__file__).resolve().parents[2]
-KINDS = ("actions", "images", "tools")
+KINDS = ("actions", "images", "tools", "cluster")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,8 +88,8 @@ def _exit_code(findings: Sequence[Finding]) -> int:
 
 
 def _apply(config: Config, data: CommentedMap, finding: Finding) -> None:
-    if finding.kind == "tools":
-        section = data["tools"]
+    if finding.kind in ("tools", "cluster"):
+        section = data[finding.kind]
         for key, value in finding.updates.items():
             pinsfile.set_value(section, key, value)
         return

@@ -63,6 +63,14 @@ TOOL_SOURCES: dict[str, Source] = {
     "bombardier": GitTags("codesenberg/bombardier"),
 }
 
+# The deploy tests' control plane (pins.yml `cluster:`): git tags of the
+# releases the harness builds through the Go module proxy.
+CLUSTER_SOURCES: dict[str, GitTags] = {
+    "kubernetes": GitTags("kubernetes/kubernetes"),
+    "etcd": GitTags("etcd-io/etcd"),
+    "kwok": GitTags("kubernetes-sigs/kwok"),
+}
+
 # Chosen by policy, not the newest of anything: never reported as stale.
 POLICY_KEYS = frozenset({"kubernetes_min"})
 
