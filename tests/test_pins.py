@@ -168,54 +168,30 @@ def upstream(tmp_path_factory: pytest.TempPathFactory, serve: Any) -> dict[str, 
         ],
     )
     up.move_tag("acme/hijacked", "v3.1.0", hijacked["evil"])
-    up.repo(
-        "gitleaks/gitleaks",
-        [
-            ("v8.30.1", "2026-03-12T00:00:00+00:00", False),
-            ("v8.31.0", "2026-09-01T00:00:00Z", True),
+    # Tools' and the cluster's upstreams: (tag, date, annotated) in release order.
+    for name, tags in {
+        "gitleaks/gitleaks": [("v8.30.1", "2026-03-12", False), ("v8.31.0", "2026-09-01", True)],
+        "kubernetes-sigs/kustomize": [
+            ("kustomize/v5.8.1", "2026-02-10", True),
+            ("api/v0.99.0", "2026-02-10", True),
+            ("kustomize/v5.9.0", "2026-08-01", True),
         ],
-    )
-    up.repo(
-        "kubernetes-sigs/kustomize",
-        [
-            ("kustomize/v5.8.1", "2026-02-10T00:00:00+00:00", True),
-            ("api/v0.99.0", "2026-02-10T00:00:00+00:00", True),
-            ("kustomize/v5.9.0", "2026-08-01T00:00:00+00:00", True),
+        "aquasecurity/trivy": [("v0.74.0", "2026-08-14", False), ("v0.75.0", "2026-09-01", False)],
+        "argoproj/argo-rollouts": [
+            ("v1.9.1", "2026-07-06", False),
+            ("v1.10.0-rc1", "2026-07-07", False),
+            ("stable", "2026-07-07", False),
         ],
-    )
-    up.repo(
-        "aquasecurity/trivy",
-        [
-            ("v0.74.0", "2026-08-14T00:00:00+00:00", False),
-            ("v0.75.0", "2026-09-01T00:00:00Z", False),
+        "kubernetes/kubernetes": [
+            ("v1.34.2", "2026-06-01", True),
+            ("v1.34.3", "2026-07-01", True),
+            ("v1.35.0-rc.1", "2026-07-02", True),
+            ("v1.35.0", "2026-08-01", True),
         ],
-    )
-    up.repo(
-        "argoproj/argo-rollouts",
-        [
-            ("v1.9.1", "2026-07-06T00:00:00+00:00", False),
-            ("v1.10.0-rc1", "2026-07-07T00:00:00+00:00", False),
-            ("stable", "2026-07-07T00:00:00+00:00", False),
-        ],
-    )
-
-    up.repo(
-        "kubernetes/kubernetes",
-        [
-            ("v1.34.2", "2026-06-01T00:00:00+00:00", True),
-            ("v1.34.3", "2026-07-01T00:00:00+00:00", True),
-            ("v1.35.0-rc.1", "2026-07-02T00:00:00+00:00", True),
-            ("v1.35.0", "2026-08-01T00:00:00+00:00", True),
-        ],
-    )
-    up.repo(
-        "etcd-io/etcd",
-        [
-            ("v3.6.16", "2026-06-01T00:00:00+00:00", True),
-            ("v3.7.0", "2026-08-01T00:00:00+00:00", True),
-        ],
-    )
-    up.repo("kubernetes-sigs/kwok", [("v0.8.0", "2026-06-01T00:00:00+00:00", True)])
+        "etcd-io/etcd": [("v3.6.16", "2026-06-01", True), ("v3.7.0", "2026-08-01", True)],
+        "kubernetes-sigs/kwok": [("v0.8.0", "2026-06-01", True)],
+    }.items():
+        up.repo(name, [(tag, f"{day}T00:00:00+00:00", annotated) for tag, day, annotated in tags])
 
     class Pypi(_PypiHandler):
         projects: ClassVar[dict[str, dict[str, Any]]] = {

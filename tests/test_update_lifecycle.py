@@ -1,18 +1,7 @@
 """`copier update` end to end: upgrades arrive, team work survives, conflicts are loud.
 
-One temporary template repository per session, built from the working tree:
-
-- 0.1.0: an older release. The question `deploy_strategy` is still called
-  `rollout_strategy`; README and Makefile carry lines 0.2.0 removed; a retired
-  platform file exists; `.pre-commit-config.yaml` does not exist yet; every
-  service-owned file has an extra line 0.2.0 dropped; the overlays have no
-  custom components yet (0.2.0 adds them).
-- 0.2.0: the working tree as is, plus the answer migration for the rename.
-- 0.3.0: one more platform change, to check the migration does not run again.
-
-Every update goes through the generated repo's own `make template-update`
-(the command the template-update workflow and developers run), with the
-suite's Copier instead of `uv tool run`.
+The three template releases and how each update runs are described in
+tests/support/update.py, the harness these tests drive.
 """
 
 from __future__ import annotations

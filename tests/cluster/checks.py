@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
-from tests.support.cluster.project import DeployProject, explain
+from tests.support.cluster.project import DeployProject, digest_image, explain
 
 
 def wait_healthy(project: DeployProject, timeout: int = 120) -> None:
@@ -28,6 +28,25 @@ def deploy_ok(project: DeployProject, image: str) -> subprocess.CompletedProcess
     assert project.rollout_image() == image
     assert project.ready_pods(image) >= 1, explain(done, project)
     return done
+
+
+def first_release(project: DeployProject) -> tuple[str, str]:
+    """Two image digests of the app, the first deployed and serving."""
+    v1, v2 = digest_image(project.app, 1), digest_image(project.app, 2)
+    first = deploy_ok(project, v1)
+    assert project.selected_image(project.app) == v1, explain(first, project)
+    return v1, v2
+
+
+def assert_rolls_back_and_forward(project: DeployProject, previous: str, current: str) -> None:
+    """`make rollback` returns to the previous release; `TO=<digest>` to any."""
+    back = project.make("rollback")
+    assert back.returncode == 0, explain(back, project)
+    assert project.selected_image(project.app) == previous, explain(back, project)
+    assert project.rollout_image() == previous
+    to_digest = project.make("rollback", TO=current)
+    assert to_digest.returncode == 0, explain(to_digest, project)
+    assert project.selected_image(project.app) == current, explain(to_digest, project)
 
 
 def _runs_by_type(project: DeployProject) -> dict[str, list[dict[str, Any]]]:

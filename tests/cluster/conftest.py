@@ -79,6 +79,15 @@ _namespaces = itertools.count(1)
 
 ProjectFn = Callable[..., DeployProject]
 
+# The delivery answers the deploy tests render with (web analysis: it calls
+# the real service, no Prometheus needed).
+BLUE_GREEN = {
+    "deploy_strategy": "blue-green",
+    "analysis_provider": "web",
+    "migration_runner": "job",
+}
+CANARY = {**BLUE_GREEN, "deploy_strategy": "canary", "traffic_router": "none"}
+
 
 @pytest.fixture
 def deploy_project(

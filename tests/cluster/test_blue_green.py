@@ -4,19 +4,14 @@ with the real Argo Rollouts controller, its web analysis calling the real servic
 from __future__ import annotations
 
 from tests.cluster.checks import (
-    assert_aborted_and_undone,
     assert_analysis_passed,
+    assert_rolls_back_and_forward,
     deploy_ok,
+    first_release,
     wait_healthy,
 )
-from tests.cluster.conftest import CLUSTER, ProjectFn
-from tests.support.cluster.project import digest_image, explain
-
-BLUE_GREEN = {
-    "deploy_strategy": "blue-green",
-    "analysis_provider": "web",
-    "migration_runner": "job",
-}
+from tests.cluster.conftest import BLUE_GREEN, CLUSTER, ProjectFn
+from tests.support.cluster.project import explain
 
 pytestmark = CLUSTER
 
@@ -24,10 +19,7 @@ pytestmark = CLUSTER
 def test_staging_promotes_after_analysis_and_rolls_back(deploy_project: ProjectFn) -> None:
     project = deploy_project("staging", **BLUE_GREEN)
     app = project.app
-    v1, v2 = digest_image(app, 1), digest_image(app, 2)
-
-    first = deploy_ok(project, v1)
-    assert project.selected_image(app) == v1, explain(first, project)
+    v1, v2 = first_release(project)
     assert project.analysis_runs() == [], "a first deploy has nothing to analyse against"
 
     second = deploy_ok(project, v2)
@@ -37,33 +29,14 @@ def test_staging_promotes_after_analysis_and_rolls_back(deploy_project: ProjectF
     assert project.selected_image(app) == v2, explain(second, project)
     assert_analysis_passed(project, second, {"PrePromotion", "PostPromotion"})
 
-    back = project.make("rollback")
-    assert back.returncode == 0, explain(back, project)
-    assert project.selected_image(app) == v1, explain(back, project)
-    assert project.rollout_image() == v1
-
-    to_digest = project.make("rollback", TO=v2)
-    assert to_digest.returncode == 0, explain(to_digest, project)
-    assert project.selected_image(app) == v2, explain(to_digest, project)
+    assert_rolls_back_and_forward(project, v1, v2)
     assert project.selected_image(f"{app}-preview") == v2
-
-
-def test_failed_analysis_aborts_undoes_and_reports(deploy_project: ProjectFn) -> None:
-    project = deploy_project("staging", **BLUE_GREEN)
-    app = project.app
-    v1, v2 = digest_image(app, 1), digest_image(app, 2)
-    deploy_ok(project, v1)
-
-    project.analyse_with(project.targets.broken)
-    failed = project.make("deploy", IMAGE=v2)
-    assert_aborted_and_undone(project, failed, stable=v1, service=app)
 
 
 def test_production_pauses_for_the_script_to_promote(deploy_project: ProjectFn) -> None:
     project = deploy_project("production", **BLUE_GREEN)
     app = project.app
-    v1, v2 = digest_image(app, 1), digest_image(app, 2)
-    deploy_ok(project, v1)
+    v1, v2 = first_release(project)
 
     second = deploy_ok(project, v2)
     assert "Paused - BlueGreenPause" in second.stdout, explain(second, project)

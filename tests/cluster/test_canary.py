@@ -4,20 +4,14 @@ on a real control plane with the real Argo Rollouts controller."""
 from __future__ import annotations
 
 from tests.cluster.checks import (
-    assert_aborted_and_undone,
     assert_analysis_passed,
+    assert_rolls_back_and_forward,
     deploy_ok,
+    first_release,
     wait_healthy,
 )
-from tests.cluster.conftest import CLUSTER, ProjectFn
-from tests.support.cluster.project import digest_image, explain
-
-CANARY = {
-    "deploy_strategy": "canary",
-    "traffic_router": "none",
-    "analysis_provider": "web",
-    "migration_runner": "job",
-}
+from tests.cluster.conftest import CANARY, CLUSTER, ProjectFn
+from tests.support.cluster.project import explain
 
 pytestmark = CLUSTER
 
@@ -25,10 +19,7 @@ pytestmark = CLUSTER
 def test_staging_steps_through_analysis_and_rolls_back(deploy_project: ProjectFn) -> None:
     project = deploy_project("staging", **CANARY)
     app = project.app
-    v1, v2 = digest_image(app, 1), digest_image(app, 2)
-
-    first = deploy_ok(project, v1)
-    assert project.selected_image(app) == v1, explain(first, project)
+    v1, v2 = first_release(project)
 
     second = deploy_ok(project, v2)
     # Staging has only timed pauses: nothing for the script to promote.
@@ -41,37 +32,17 @@ def test_staging_steps_through_analysis_and_rolls_back(deploy_project: ProjectFn
         r["metadata"]["labels"].get("rollout-type") == "Background" for r in project.analysis_runs()
     ), explain(second, project)
 
-    back = project.make("rollback")
-    assert back.returncode == 0, explain(back, project)
-    assert project.selected_image(app) == v1, explain(back, project)
-
-    to_digest = project.make("rollback", TO=v2)
-    assert to_digest.returncode == 0, explain(to_digest, project)
-    assert project.selected_image(app) == v2, explain(to_digest, project)
-
-
-def test_failed_analysis_aborts_undoes_and_reports(deploy_project: ProjectFn) -> None:
-    project = deploy_project("staging", **CANARY)
-    app = project.app
-    v1, v2 = digest_image(app, 1), digest_image(app, 2)
-    deploy_ok(project, v1)
-
-    project.analyse_with(project.targets.broken)
-    failed = project.make("deploy", IMAGE=v2)
-    assert_aborted_and_undone(project, failed, stable=v1, service=app)
-    assert project.ready_pods(v2) == 0 or project.rollout()["status"]["phase"] == "Healthy"
+    assert_rolls_back_and_forward(project, v1, v2)
 
 
 def test_production_gate_is_promoted_by_the_script(deploy_project: ProjectFn) -> None:
     project = deploy_project("production", **CANARY)
-    app = project.app
-    v1, v2 = digest_image(app, 1), digest_image(app, 2)
-    deploy_ok(project, v1)
+    _, v2 = first_release(project)
 
     second = deploy_ok(project, v2)
     assert "Paused - CanaryPauseStep" in second.stdout, explain(second, project)
     assert "promoting" in second.stdout, explain(second, project)
-    assert project.selected_image(app) == v2
+    assert project.selected_image(project.app) == v2
     assert_analysis_passed(project, second, {"Step"})
     wait_healthy(project)
 
@@ -79,8 +50,7 @@ def test_production_gate_is_promoted_by_the_script(deploy_project: ProjectFn) ->
 def test_nginx_canary_progresses_without_an_ingress_controller(deploy_project: ProjectFn) -> None:
     project = deploy_project("staging", **{**CANARY, "traffic_router": "nginx"})
     app = project.app
-    v1, v2 = digest_image(app, 1), digest_image(app, 2)
-    deploy_ok(project, v1)
+    _, v2 = first_release(project)
 
     second = deploy_ok(project, v2)
     assert project.selected_image(app) == v2, explain(second, project)

@@ -6,14 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.cluster.checks import deploy_ok
-from tests.cluster.conftest import CLUSTER, ProjectFn
+from tests.cluster.conftest import BLUE_GREEN, CLUSTER, ProjectFn
 from tests.support.cluster.project import DeployProject, digest_image, explain
-
-BLUE_GREEN = {
-    "deploy_strategy": "blue-green",
-    "analysis_provider": "web",
-    "migration_runner": "job",
-}
 
 pytestmark = CLUSTER
 
