@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from extensions.slipway import load_pins
+from extensions.slipway import load_pins, load_stacks
 from tests.conformance.stacks import STACKS
 from tests.conftest import RenderFn
 from tests.support.combos import combos, make_calls, runs
@@ -297,6 +297,19 @@ def test_a_fresh_copy_passes_its_own_hooks(
         # other hook has files to check and must pass them.
         expected = "Skipped" if hook["id"] == "no-rejected-hunks" else "Passed"
         assert status == expected, f"{hook['id']}: {status}\n{done.stdout[-4000:]}"
+
+    # CI's hooks job: the hooks the lint and pipeline jobs run are skipped,
+    # and what is left needs neither the stack's toolchain nor Go.
+    ci = run(result.root, first_hour_env, "make", "--no-print-directory", "hooks-ci")
+    assert ci.returncode == 0, ci.stdout[-6000:] + ci.stderr[-3000:]
+    outcome = dict(re.findall(r"^(.+?)\.{3,}(?:\(no files to check\))?(\w+)$", ci.stdout, re.M))
+    skipped = set(load_stacks()["stacks"][stack]["lint_hooks"])
+    skipped |= {"actionlint", "zizmor", "yamllint", "hadolint"}
+    for hook in (h for repo in config["repos"] for h in repo["hooks"]):
+        ran = outcome.get(hook["name"]) not in (None, "Skipped")
+        assert ran == (hook["id"] not in skipped | {"no-rejected-hunks"}), (hook["id"], ci.stdout)
+        if ran:
+            assert hook["language"] in {"python", "pygrep", "fail"}, hook
 
 
 def _conflict(root: Path) -> Path:
