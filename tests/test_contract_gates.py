@@ -11,6 +11,7 @@ major version went up, and lets additive changes through.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -181,13 +182,17 @@ def go_service(
 
 def running(binary: Path) -> list[int]:
     """The ids of processes running `binary` (the service cmd/contract starts)."""
+    target = str(binary.resolve())
     pids = []
-    for exe in Path("/proc").glob("[0-9]*/exe"):
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
         try:
-            if exe.resolve() == binary.resolve():
-                pids.append(int(exe.parent.name))
+            exe = os.readlink(process / "exe")
         except OSError:  # gone meanwhile, or not ours to read
             continue
+        if exe.removesuffix(" (deleted)") == target:
+            pids.append(int(process.name))
     return pids
 
 
