@@ -57,6 +57,21 @@ INTENDED: tuple[Intended, ...] = (
         "TypeScript: require-database-url gets its `make help` line",
         {"stack": "typescript"},
     ),
+    *(
+        Intended(path, f"Go meets the contract gate (issue 11): {why}", {"stack": "go"})
+        for path, why in (
+            ("Makefile", "openapi-check and contract, in make ci"),
+            (".github/workflows/ci.yml", "the API contract job"),
+            ("go.mod", "kin-openapi for openapi-check"),
+            ("go.sum", "kin-openapi for openapi-check"),
+            ("cmd/contract/main.go", "make contract"),
+            ("internal/api/openapi_test.go", "make openapi-check"),
+            ("internal/api/items.go", "an unknown field named '' is reported as body"),
+            ("internal/api/api_test.go", "an unknown field named '' is reported as body"),
+            ("openapi.yaml", "the header says the file is the source"),
+            ("docs/service.md", "the gates table lists openapi-check and contract"),
+        )
+    ),
 )
 
 
