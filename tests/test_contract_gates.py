@@ -1,6 +1,8 @@
 """The contract gates of a generated service catch what they exist for.
 
-`make openapi-check` fails when the code and openapi.yaml disagree; `make
+`make openapi-check` fails when the code and openapi.yaml disagree (Python:
+the document the code emits differs; Go: a handler answers what the document
+does not say); `make
 contract` passes against the running service and a real PostgreSQL, and fails
 when a handler answers with a status or a field the document does not list;
 `make contract-diff` fails on a breaking change to the document unless its
@@ -9,6 +11,7 @@ major version went up, and lets additive changes through.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -145,6 +148,136 @@ def test_contract_fails_on_an_undocumented_field(
     assert result.returncode != 0
     assert "Response violates schema" in result.stdout, result.stdout[-6000:]
     assert "'etag' was unexpected" in result.stdout
+
+
+# --- the Go service: openapi.yaml is the source; openapi-check and contract --------
+# (Go's openapi-check is a go test that validates every documented operation and
+# status with kin-openapi; contract is cmd/contract running Schemathesis.)
+
+GO_ITEMS = "internal/api/items.go"
+# 201 becomes a status openapi.yaml does not list for POST /items
+GO_UNDOCUMENTED_STATUS = (
+    "writeJSON(w, http.StatusCreated, toOut(item))",
+    "writeJSON(w, http.StatusAccepted, toOut(item))",
+)
+# every item gains a field openapi.yaml does not list (ItemOut forbids others)
+GO_UNDOCUMENTED_FIELD = (
+    '\tCreatedAt   string  `json:"created_at"`\n',
+    '\tCreatedAt   string  `json:"created_at"`\n\tETag string `json:"etag"`\n',
+)
+
+
+@pytest.fixture(scope="module")
+def go_service(
+    render: RenderFn, service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A private, set-up copy of the Go render: these tests edit its code."""
+    if not shutil.which("go"):
+        pytest.skip("Go is not installed")
+    dst = tmp_path_factory.mktemp("contract-gates-go") / "service"
+    shutil.copytree(render(**STACKS["go"].answers), dst, symlinks=True)
+    check_make(dst, "setup", service_env)
+    return dst
+
+
+def running(binary: Path) -> list[int]:
+    """The ids of processes running `binary` (the service cmd/contract starts)."""
+    target = str(binary.resolve())
+    pids = []
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(process / "exe")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if exe.removesuffix(" (deleted)") == target:
+            pids.append(int(process.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-go")
+def test_go_openapi_check_fails_when_a_handler_leaves_the_document(
+    go_service: Path, service_env: dict[str, str]
+) -> None:
+    result = run_make(go_service, "openapi-check", service_env)  # the control
+    assert result.returncode == 0, output(result)[-6000:]
+    assert "openapi-check: the handlers answer as openapi.yaml says" in result.stdout
+
+    with edited(go_service / GO_ITEMS, *GO_UNDOCUMENTED_STATUS):
+        result = run_make(go_service, "openapi-check", service_env)
+    assert result.returncode != 0
+    assert "POST /items answered 202: openapi.yaml documents no 202 for POST /items" in (
+        result.stdout
+    ), output(result)[-6000:]
+    assert "the handlers and openapi.yaml disagree" in result.stderr
+
+    with edited(go_service / GO_ITEMS, *GO_UNDOCUMENTED_FIELD):
+        result = run_make(go_service, "openapi-check", service_env)
+    assert result.returncode != 0
+    assert "GET /items/1 answered 200: the answer differs from openapi.yaml" in result.stdout
+    assert "additional properties 'etag' not allowed" in result.stdout, output(result)[-6000:]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-go")
+def test_go_openapi_check_fails_without_its_test(
+    go_service: Path, service_env: dict[str, str]
+) -> None:
+    # a renamed or deleted test must not turn the gate into a silent pass
+    test = go_service / "internal/api/openapi_test.go"
+    with edited(test, "func TestHandlersAnswerAsOpenAPISays(", "func TestSomethingElse("):
+        result = run_make(go_service, "openapi-check", service_env)
+    assert result.returncode != 0
+    assert "internal/api has no TestHandlersAnswerAsOpenAPISays" in result.stderr, output(result)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-go")
+def test_go_contract_passes_against_the_running_service(
+    go_service: Path, service_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    result = run_contract(go_service, service_env, postgres)
+    assert result.returncode == 0, output(result)[-12000:]
+    for phase in ("Coverage", "Fuzzing", "Stateful"):
+        assert re.search(rf"✅ {phase}\b", result.stdout), result.stdout[-4000:]
+    assert "No issues found" in result.stdout
+    assert "service migrate up" in result.stderr  # the binary's own migrations
+    assert not running(go_service / "bin" / "service")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-go")
+def test_go_contract_fails_on_an_undocumented_status_and_field(
+    go_service: Path, service_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    with (
+        edited(go_service / GO_ITEMS, *GO_UNDOCUMENTED_STATUS),
+        edited(go_service / GO_ITEMS, *GO_UNDOCUMENTED_FIELD),
+    ):
+        result = run_contract(go_service, service_env, postgres, CONTRACT_MAX_EXAMPLES="10")
+    assert result.returncode != 0
+    assert "Undocumented status code" in result.stdout, result.stdout[-6000:]
+    assert "Received: 202" in result.stdout
+    assert "Response violates schema" in result.stdout
+    assert "'etag' was unexpected" in result.stdout
+    assert "contract: failed (see above)" in result.stderr
+    # the service is stopped and the database dropped (run_contract) on failure too
+    assert not running(go_service / "bin" / "service")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-go")
+def test_go_contract_stops_at_its_time_limit(
+    go_service: Path, service_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    result = run_contract(
+        go_service, service_env, postgres, CONTRACT_TIMEOUT="1", CONTRACT_MAX_EXAMPLES="1000"
+    )
+    assert result.returncode != 0
+    assert "did not finish within 1 s (CONTRACT_TIMEOUT)" in result.stderr, output(result)[-4000:]
+    assert not running(go_service / "bin" / "service")
 
 
 # --- contract-diff: any stack (it reads only openapi.yaml) -------------------------

@@ -135,7 +135,14 @@ def test_make_ci_passes_on_a_fresh_database(
         assert databases(postgres) == before
     finally:
         postgres.drop_database(database_url)
-    for gate in ("staticcheck", "go test -race", "squawk", "migrate-check: ok"):
+    for gate in (
+        "staticcheck",
+        "go test -race",
+        "squawk",
+        "migrate-check: ok",
+        "openapi-check: the handlers answer as openapi.yaml says",
+        "No issues found",  # make contract: Schemathesis
+    ):
         assert gate in output(result), f"`make ci` did not run {gate}"
 
 
@@ -161,6 +168,7 @@ def test_make_ci_runs_every_service_gate(prepared_service: Callable[[str], Path]
     ).stdout
     rule = next((ln for ln in database.splitlines() if ln.startswith("ci:")), "")
     gates = {"lint", "typecheck", "test", "test-integration", "migrate-check", "migration-lint"}
+    gates |= {"openapi-check", "contract"}  # the contract gate (issue 11)
     assert gates <= set(rule.split(":", 1)[-1].split()), rule
 
 

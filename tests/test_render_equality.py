@@ -53,6 +53,28 @@ INTENDED: tuple[Intended, ...] = (
     Intended("Makefile", "`make hooks-ci`: the hooks no other CI job runs"),
     Intended(".github/workflows/ci.yml", "the hooks job skips the linters other jobs run"),
     Intended(".pre-commit-config.yaml", "its header says where CI runs the linters"),
+    Intended(
+        ".github/workflows/ci.yml",
+        "the contract job's openapi-check step has a name true for every stack",
+        {"stack": "python"},
+    ),
+    *(
+        Intended(path, f"Go meets the contract gate (issue 11): {why}", {"stack": "go"})
+        for path, why in (
+            ("Makefile", "openapi-check and contract, in make ci"),
+            (".github/workflows/ci.yml", "the API contract job"),
+            ("go.mod", "kin-openapi for openapi-check"),
+            ("go.sum", "kin-openapi for openapi-check"),
+            ("cmd/contract/main.go", "make contract"),
+            ("internal/api/openapi_test.go", "make openapi-check"),
+            ("internal/api/items.go", "an unknown field named '' is reported as body"),
+            ("internal/api/api_test.go", "an unknown field named '' is reported as body"),
+            ("openapi.yaml", "the header says the file is the source"),
+            ("docs/service.md", "the gates table lists openapi-check and contract"),
+            ("docs/api.md", "openapi-check holds the handlers to the file"),
+            ("README.md", "openapi.yaml is the handlers' source"),
+        )
+    ),
 )
 
 
