@@ -53,6 +53,7 @@ INTENDED: tuple[Intended, ...] = (
     Intended("Makefile", "`make hooks-ci`: the hooks no other CI job runs"),
     Intended(".github/workflows/ci.yml", "the hooks job skips the linters other jobs run"),
     Intended(".pre-commit-config.yaml", "its header says where CI runs the linters"),
+    Intended("docs/service.md", "the API contract link points at docs/api.md", {"stack": "python"}),
     Intended(
         ".github/workflows/ci.yml",
         "the contract job's openapi-check step has a name true for every stack",
