@@ -72,6 +72,8 @@ INTENDED: tuple[Intended, ...] = (
             "src/items/input.ts",
             "src/openapi.ts",
             "src/schemas.ts",
+            "tests/unit/http.test.ts",
+            "tests/unit/input.test.ts",
         )
     ),
 )
