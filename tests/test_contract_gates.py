@@ -211,13 +211,13 @@ def test_ts_openapi_check_fails_when_code_and_document_disagree(
         '      description: { anyOf: [descriptionText, { type: "null" }], title: "Description" },\n'
         "    },\n"
         "    additionalProperties: false,\n"
-        "    type: \"object\",\n"
+        '    type: "object",\n'
         '    required: ["name"],\n',
         '      description: { anyOf: [descriptionText, { type: "null" }], title: "Description" },\n'
         '      sku: { type: "string" },\n'
         "    },\n"
         "    additionalProperties: false,\n"
-        "    type: \"object\",\n"
+        '    type: "object",\n'
         '    required: ["name"],\n',
     ):
         result = run_make(ts_service, "openapi-check", ts_env)
