@@ -26,6 +26,20 @@ const STARTUP_MS = 30_000; // a deadline against hanging, not a speed requiremen
 
 class Failed extends Error {}
 
+// Ctrl-C (or a cancelled job) reaches Schemathesis and the service too, in
+// the same process group: let them stop, then stop the service and drop the
+// database below instead of exiting with it left behind.
+const received: { signal: string | null } = { signal: null };
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    received.signal = signal;
+  });
+}
+
+function stopIfInterrupted(): void {
+  if (received.signal !== null) throw new Failed(`interrupted (${received.signal})`);
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -116,6 +130,7 @@ async function againstService(scratchUrl: string): Promise<number> {
     throw new Failed("CONTRACT_MAX_EXAMPLES and CONTRACT_TIMEOUT must be positive numbers");
   }
   migrate(scratchUrl);
+  stopIfInterrupted();
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${String(port)}`;
   mkdirSync(REPORTS, { recursive: true });
@@ -136,6 +151,7 @@ async function againstService(scratchUrl: string): Promise<number> {
       throw new Failed(`the service did not start; its log: ${logPath}`);
     }
     const result = schemathesis(baseUrl, maxExamples, timeoutSeconds);
+    stopIfInterrupted();
     if (result !== 0) console.error(`contract: failed (see above); the service's log: ${logPath}`);
     return result;
   } finally {

@@ -37,7 +37,9 @@ export function parseNewItem(body: unknown): NewItem {
   const fields: FieldError[] = [];
   const record = body as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (!ALLOWED_FIELDS.has(key)) fields.push({ field: key, reason: "unknown field" });
+    // An empty name is still named (`field` is never empty), as "body".
+    if (key === "") fields.push({ field: "body", reason: "unknown field with an empty name" });
+    else if (!ALLOWED_FIELDS.has(key)) fields.push({ field: key, reason: "unknown field" });
   }
   let name = "";
   const rawName = record["name"];

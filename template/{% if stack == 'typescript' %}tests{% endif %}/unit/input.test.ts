@@ -36,6 +36,10 @@ describe("parseNewItem", () => {
     expect(fieldsOf(() => parseNewItem({ name: "\u0085\u2028" }))).toEqual(["name"]);
   });
 
+  it("names every unknown field, an empty name as the body", () => {
+    expect(fieldsOf(() => parseNewItem({ name: "x", sku: 1, "": null }))).toEqual(["sku", "body"]);
+  });
+
   it("counts characters, not UTF-16 units", () => {
     expect(parseNewItem({ name: "🚀".repeat(200) }).name).toHaveLength(400);
     expect(fieldsOf(() => parseNewItem({ name: "🚀".repeat(201) }))).toEqual(["name"]);
