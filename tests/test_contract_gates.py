@@ -15,7 +15,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -278,6 +279,153 @@ def test_go_contract_stops_at_its_time_limit(
     assert result.returncode != 0
     assert "did not finish within 1 s (CONTRACT_TIMEOUT)" in result.stderr, output(result)[-4000:]
     assert not running(go_service / "bin" / "service")
+
+
+# --- the TypeScript service: openapi-check and contract ----------------------------
+#
+# A private copy of the suite's prepared TypeScript service (set up and built
+# once per worker, shared with tests/conformance/), its node_modules a link to
+# the prepared one: no test here installs anything.
+
+TS_MIGRATE = """\
+# The scratch database as the conformance suite migrates it: Prisma's schema
+# engine (`make migrate`) cannot be downloaded on the suite's machines.
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, {root!r})
+from tests.conformance.stacks import apply_prisma_sql
+
+apply_prisma_sql(Path.cwd(), os.environ["DATABASE_URL"], os.environ)
+"""
+
+
+@pytest.fixture(scope="module")
+def ts_env(service_env: dict[str, str]) -> dict[str, str]:
+    return STACKS["typescript"].env(service_env)
+
+
+@pytest.fixture(scope="module")
+def ts_service(
+    prepared_service: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A private copy of the prepared TypeScript service: these tests edit its code."""
+    prepared = prepared_service("typescript")
+    dst = tmp_path_factory.mktemp("contract-gates-ts") / "service"
+    shutil.copytree(prepared, dst, symlinks=True, ignore=shutil.ignore_patterns("node_modules"))
+    (dst / "node_modules").symlink_to(prepared / "node_modules", target_is_directory=True)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def ts_migrate(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """CONTRACT_MIGRATE for this machine: the committed SQL, applied directly."""
+    script = tmp_path_factory.mktemp("contract-migrate") / "migrate.py"
+    script.write_text(TS_MIGRATE.format(root=str(Path(__file__).resolve().parent.parent)))
+    return f"{sys.executable} {script}"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-typescript")
+def test_ts_openapi_check_fails_when_code_and_document_disagree(
+    ts_service: Path, ts_env: dict[str, str]
+) -> None:
+    check_make(ts_service, "openapi-check", ts_env)  # the control: the shared document
+    with edited(ts_service / "openapi.yaml", "  version: 1.0.0\n", "  version: 1.0.1\n"):
+        result = run_make(ts_service, "openapi-check", ts_env)
+    assert result.returncode != 0
+    assert "differs from what the code emits" in output(result)
+    assert "+  version: 1.0.0" in result.stdout  # the diff shows what the code says
+
+    # a field added to a route schema changes the emitted document
+    with edited(
+        ts_service / "src" / "schemas.ts",
+        '      description: { anyOf: [descriptionText, { type: "null" }], title: "Description" },\n'
+        "    },\n"
+        "    additionalProperties: false,\n"
+        '    type: "object",\n'
+        '    required: ["name"],\n',
+        '      description: { anyOf: [descriptionText, { type: "null" }], title: "Description" },\n'
+        '      sku: { type: "string" },\n'
+        "    },\n"
+        "    additionalProperties: false,\n"
+        '    type: "object",\n'
+        '    required: ["name"],\n',
+    ):
+        result = run_make(ts_service, "openapi-check", ts_env)
+    assert result.returncode != 0
+    assert re.search(r"^\+ +sku:", result.stdout, re.MULTILINE), result.stdout[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-typescript")
+def test_ts_contract_passes_against_the_running_service(
+    ts_service: Path, ts_env: dict[str, str], ts_migrate: str, postgres: PostgresServer
+) -> None:
+    result = run_contract(ts_service, ts_env, postgres, CONTRACT_MIGRATE=ts_migrate)
+    assert result.returncode == 0, output(result)[-12000:]
+    for phase in ("Coverage", "Fuzzing", "Stateful"):
+        assert re.search(rf"✅ {phase}\b", result.stdout), result.stdout[-4000:]
+    assert "No issues found" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-typescript")
+def test_ts_contract_fails_on_an_undocumented_status(
+    ts_service: Path, ts_env: dict[str, str], ts_migrate: str, postgres: PostgresServer
+) -> None:
+    # A literal status the route's schema lacks does not even compile: Fastify
+    # types reply.code() from the response schemas.
+    with edited(
+        ts_service / "src" / "app.ts",
+        "return reply.code(201).header(",
+        "return reply.code(202).header(",
+    ):
+        result = run_contract(ts_service, ts_env, postgres, CONTRACT_MIGRATE=ts_migrate)
+    assert result.returncode != 0
+    assert "error TS2345: Argument of type '202' is not assignable" in result.stdout, output(
+        result
+    )[-3000:]
+
+    # One the types cannot see: "no such item" answered 410 instead of 404.
+    with edited(
+        ts_service / "src" / "errors.ts",
+        'new HttpError(404, "not_found", detail)',
+        'new HttpError(410, "not_found", detail)',
+    ):
+        result = run_contract(
+            ts_service, ts_env, postgres, CONTRACT_MIGRATE=ts_migrate, CONTRACT_MAX_EXAMPLES="10"
+        )
+    assert result.returncode != 0
+    assert "Undocumented status code" in result.stdout, result.stdout[-6000:]
+    assert "Received: 410" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-typescript")
+def test_ts_contract_migrates_with_make_migrate_and_drops_the_database_on_failure(
+    ts_service: Path, ts_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    # Without CONTRACT_MIGRATE it runs `make migrate` (prisma migrate deploy),
+    # which the suite's engine stand-in makes fail: the run stops there.
+    result = run_contract(ts_service, ts_env, postgres)
+    assert result.returncode != 0
+    assert "prisma migrate deploy" in result.stdout, output(result)[-3000:]
+    assert "migrating the scratch database failed (make migrate)" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.needs_network
+@pytest.mark.xdist_group("service-typescript")
+def test_ts_contract_passes_with_the_real_make_migrate(
+    ts_service: Path, ts_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    # Prisma's real schema engine (downloaded at first use): the stand-in goes.
+    env = {k: v for k, v in ts_env.items() if k != "PRISMA_SCHEMA_ENGINE_BINARY"}
+    result = run_contract(ts_service, env, postgres, CONTRACT_MAX_EXAMPLES="10")
+    assert result.returncode == 0, output(result)[-12000:]
+    assert "No issues found" in result.stdout
 
 
 # --- contract-diff: any stack (it reads only openapi.yaml) -------------------------

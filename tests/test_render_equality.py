@@ -76,6 +76,30 @@ INTENDED: tuple[Intended, ...] = (
             ("README.md", "openapi.yaml is the handlers' source"),
         )
     ),
+    Intended(
+        "Makefile",
+        "TypeScript: require-database-url gets its `make help` line; openapi, openapi-check "
+        "and contract (issue 11)",
+        {"stack": "typescript"},
+    ),
+    *(
+        Intended(path, "TypeScript meets the contract gate (issue 11)", {"stack": "typescript"})
+        for path in (
+            ".github/workflows/ci.yml",
+            ".gitignore",
+            "docs/service.md",
+            "package.json",
+            "package-lock.json",
+            "scripts/contract.ts",
+            "scripts/openapi.ts",
+            "src/app.ts",
+            "src/items/input.ts",
+            "src/openapi.ts",
+            "src/schemas.ts",
+            "tests/unit/http.test.ts",
+            "tests/unit/input.test.ts",
+        )
+    ),
 )
 
 

@@ -1,4 +1,5 @@
 // The HTTP application: routes, the contract's JSON errors, access logs and metrics.
+import swagger from "@fastify/swagger";
 import Fastify, {
   LogController,
   type FastifyError,
@@ -19,7 +20,9 @@ import {
 } from "./errors.js";
 import { encodeCursor, parseId, parseListQuery, parseNewItem } from "./items/input.js";
 import { CLIENT_CLOSED, UNMATCHED, type Metrics } from "./metrics.js";
+import { SWAGGER_OPTIONS } from "./openapi.js";
 import { RouteTable, routeTemplate } from "./routes.js";
+import { ROUTES, SHARED_SCHEMAS } from "./schemas.js";
 import { clientErrorHandler, serverFactory } from "./server.js";
 
 export const BODY_LIMIT = 64 * 1024;
@@ -63,6 +66,14 @@ export function buildApp(deps: AppDeps) {
   });
 
   app.decorateRequest("routeLabel", undefined);
+  // The route schemas document the API and serialize its answers; input is
+  // checked by items/input.ts alone, in the contract's terms (400 before 422,
+  // code-point lengths, bigint ids, every wrong field named), which Ajv's
+  // coercing validation and error shapes would not match.
+  app.setValidatorCompiler(() => (value: unknown) => ({ value }));
+  // Before the routes: @fastify/swagger collects them as they are added.
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  void app.register(swagger, SWAGGER_OPTIONS);
   // Requests without an answer yet, each with its recorder (see onRequest).
   const unanswered = new Set<(finished: boolean) => void>();
   app.decorate("recordCutRequests", () => {
@@ -119,20 +130,27 @@ export function buildApp(deps: AppDeps) {
     next();
   });
 
-  app.setNotFoundHandler((request, reply) => {
+  // No route serves this method on this path: 405 on a known path, else 404.
+  const unrouted = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const match = routes.match(request.url);
     if (match === null) {
       return sendError(reply, notFound(`no route for ${request.url.split("?", 1)[0]}`));
     }
     request.routeLabel = match.template;
     return sendError(reply, methodNotAllowed(request.method, match.methods));
-  });
+  };
+  app.setNotFoundHandler(unrouted);
 
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     // The client is gone (the request stream itself ends destroyed once its
     // body is read, so ask the socket): the close listener counts a 499.
     if (request.raw.socket.destroyed) return;
     const known = toHttpError(error);
+    // Routing decides first: Fastify checks the body and its Content-Type (a
+    // QUERY must have one) before the not-found handler runs.
+    if (request.is404 && (known?.statusCode === 400 || known?.statusCode === 415)) {
+      return unrouted(request, reply);
+    }
     if (known !== null) {
       if (known.statusCode === 503) request.log.warn({ err: error }, "database unavailable");
       return sendError(reply, known);
@@ -141,47 +159,52 @@ export function buildApp(deps: AppDeps) {
     return sendError(reply, new HttpError(500, "internal_error", "an unexpected error occurred"));
   });
 
-  app.get("/healthz", (_request, reply) => reply.send({ status: "ok" }));
+  // A plugin of its own, so that @fastify/swagger (registered above) is loaded
+  // when the routes are added and describes each of them.
+  void app.register((api, _options, done) => {
+    api.get("/healthz", ROUTES.getLiveness, (_request, reply) => reply.send({ status: "ok" }));
 
-  app.get("/readyz", async (_request, reply) => {
-    if (isShuttingDown()) {
-      return reply.code(503).send({ status: "shutting down", reason: "SIGTERM received" });
-    }
-    try {
-      await db.ping(READY_TIMEOUT_MS);
-      return { status: "ready" };
-    } catch {
-      return reply.code(503).send({ status: "unavailable", reason: "database unreachable" });
-    }
-  });
+    api.get("/readyz", ROUTES.getReadiness, async (_request, reply) => {
+      if (isShuttingDown()) {
+        return reply.code(503).send({ status: "shutting down", reason: "SIGTERM received" });
+      }
+      try {
+        await db.ping(READY_TIMEOUT_MS);
+        return { status: "ready" };
+      } catch {
+        return reply.code(503).send({ status: "unavailable", reason: "database unreachable" });
+      }
+    });
 
-  app.get("/metrics", async (_request, reply) => {
-    const body = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).send(body);
-  });
+    api.get("/metrics", ROUTES.getMetrics, async (_request, reply) => {
+      const body = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).send(body);
+    });
 
-  app.post("/items", async (request, reply) => {
-    if (!isJson(request)) throw unsupportedMediaType();
-    // Fastify skips the parser for an empty body; it is still not JSON.
-    if (request.body === undefined) throw invalidJson("the body is empty");
-    const item = await db.create(parseNewItem(request.body));
-    return reply.code(201).header("location", `/items/${item.id}`).send(item);
-  });
+    api.post("/items", ROUTES.createItem, async (request, reply) => {
+      if (!isJson(request)) throw unsupportedMediaType();
+      // Fastify skips the parser for an empty body; it is still not JSON.
+      if (request.body === undefined) throw invalidJson("the body is empty");
+      const item = await db.create(parseNewItem(request.body));
+      return reply.code(201).header("location", `/items/${item.id}`).send(item);
+    });
 
-  app.get("/items", async (request) => {
-    const { limit, after } = parseListQuery(request.query as Record<string, unknown>);
-    // One row more than the page says whether another page follows.
-    const rows = await db.page(after, limit + 1);
-    const items = rows.slice(0, limit);
-    const last = items.at(-1);
-    return { items, limit, next: rows.length > limit && last ? encodeCursor(last.id) : null };
-  });
+    api.get("/items", ROUTES.listItems, async (request) => {
+      const { limit, after } = parseListQuery(request.query as Record<string, unknown>);
+      // One row more than the page says whether another page follows.
+      const rows = await db.page(after, limit + 1);
+      const items = rows.slice(0, limit);
+      const last = items.at(-1);
+      return { items, limit, next: rows.length > limit && last ? encodeCursor(last.id) : null };
+    });
 
-  app.get<{ Params: { id: string } }>("/items/:id", async (request) => {
-    const id = parseId(request.params.id);
-    const item = await db.get(id);
-    if (item === null) throw notFound(`item ${id} does not exist`);
-    return item;
+    api.get<{ Params: { id: string } }>("/items/:id", ROUTES.getItem, async (request) => {
+      const id = parseId(request.params.id);
+      const item = await db.get(id);
+      if (item === null) throw notFound(`item ${id} does not exist`);
+      return item;
+    });
+    done();
   });
 
   return app;

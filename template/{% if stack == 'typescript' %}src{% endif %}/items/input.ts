@@ -11,6 +11,23 @@ export const LIMIT_MAX = 100;
 /** PostgreSQL bigint: ids above it cannot exist, so they are refused before any query. */
 export const BIGINT_MAX = 9_223_372_036_854_775_807n;
 
+/**
+ * Unicode White_Space: what names are trimmed of (as the Python service does).
+ * Not String.prototype.trim, which keeps U+0085 and removes U+FEFF.
+ */
+export const WHITESPACE =
+  "\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+const SPACE = new RegExp(`^[${WHITESPACE}]$`);
+
+/** Linear, unlike a `\s+$`-style regex on a long run of spaces. */
+export function trimWhitespace(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && SPACE.test(value.charAt(start))) start += 1;
+  while (end > start && SPACE.test(value.charAt(end - 1))) end -= 1;
+  return value.slice(start, end);
+}
+
 const ALLOWED_FIELDS = new Set(["name", "description"]);
 
 export function parseNewItem(body: unknown): NewItem {
@@ -20,7 +37,9 @@ export function parseNewItem(body: unknown): NewItem {
   const fields: FieldError[] = [];
   const record = body as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (!ALLOWED_FIELDS.has(key)) fields.push({ field: key, reason: "unknown field" });
+    // An empty name is still named (`field` is never empty), as "body".
+    if (key === "") fields.push({ field: "body", reason: "unknown field with an empty name" });
+    else if (!ALLOWED_FIELDS.has(key)) fields.push({ field: key, reason: "unknown field" });
   }
   let name = "";
   const rawName = record["name"];
@@ -29,7 +48,7 @@ export function parseNewItem(body: unknown): NewItem {
   } else if (typeof rawName !== "string") {
     fields.push({ field: "name", reason: "must be a string" });
   } else {
-    name = rawName.trim();
+    name = trimWhitespace(rawName);
     const problem = textProblem(name, 1, NAME_MAX);
     if (problem !== null) fields.push({ field: "name", reason: problem });
   }

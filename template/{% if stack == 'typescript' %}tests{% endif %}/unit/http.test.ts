@@ -119,6 +119,10 @@ describe("routing", () => {
     const wrong = await app.inject({ method: "DELETE", url: "/items/1" });
     expectError(wrong, 405, "method_not_allowed");
     expect(wrong.headers.allow).toBe("GET, HEAD");
+    // Fastify refuses a QUERY without Content-Type before routing; the path decides.
+    const query = await app.inject({ method: "QUERY", url: "/readyz" });
+    expectError(query, 405, "method_not_allowed");
+    expectError(await app.inject({ method: "QUERY", url: "/nope" }), 404, "not_found");
   });
 
   it("answers HEAD like GET without a body", async () => {

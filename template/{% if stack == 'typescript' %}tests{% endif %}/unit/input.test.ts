@@ -29,6 +29,17 @@ describe("parseNewItem", () => {
     expect(parseNewItem({ name: "x" })).toEqual({ name: "x", description: null });
   });
 
+  it("trims Unicode White_Space, not what String.prototype.trim does", () => {
+    // U+0085 is White_Space (trim keeps it); U+FEFF is not (trim removes it).
+    expect(parseNewItem({ name: "\u0085\u2005x\u3000" }).name).toBe("x");
+    expect(parseNewItem({ name: "\ufeffx" }).name).toBe("\ufeffx");
+    expect(fieldsOf(() => parseNewItem({ name: "\u0085\u2028" }))).toEqual(["name"]);
+  });
+
+  it("names every unknown field, an empty name as the body", () => {
+    expect(fieldsOf(() => parseNewItem({ name: "x", sku: 1, "": null }))).toEqual(["sku", "body"]);
+  });
+
   it("counts characters, not UTF-16 units", () => {
     expect(parseNewItem({ name: "🚀".repeat(200) }).name).toHaveLength(400);
     expect(fieldsOf(() => parseNewItem({ name: "🚀".repeat(201) }))).toEqual(["name"]);
