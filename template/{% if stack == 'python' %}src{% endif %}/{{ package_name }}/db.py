@@ -49,7 +49,10 @@ def create_db_engine(url: URL, *, application_name: str, timeout_ms: int) -> Eng
             "application_name": application_name,
             # Set at connect time: no extra round trip per request. A held
             # lock (LOCK TABLE, a long migration) ends the wait with an error.
-            "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
+            # Timestamps arrive in UTC, as the API writes them (schemas.py).
+            "options": (
+                f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} -c TimeZone=UTC"
+            ),
             # A database host that vanished (packets dropped, no reset) fails
             # the connection once sent data stays unacknowledged this long,
             # instead of the kernel's ~15 minutes of retries; frees the
