@@ -58,9 +58,14 @@ def first_hour_env(
     tools = shared / "first-hour-bin"
     tools.mkdir(exist_ok=True)
     for name in ("uv", "uvx"):
-        link = tools / name
-        if not link.exists():
-            link.symlink_to(VENV_BIN / name)
+        link, target = tools / name, VENV_BIN / name
+        # A link left by a run from another checkout may dangle: replace it
+        # atomically (rename over it) so concurrent runs never see it missing.
+        if not (link.is_symlink() and os.readlink(link) == str(target)):
+            fresh = tools / f".{name}-{os.getpid()}"
+            fresh.unlink(missing_ok=True)
+            fresh.symlink_to(target)
+            fresh.replace(link)
     home = tmp_path_factory.mktemp("first-hour-home")
     env = {**git_env(home), **service_env}
     env["GIT_CONFIG_GLOBAL"] = str(home / "gitconfig")

@@ -100,6 +100,21 @@ INTENDED: tuple[Intended, ...] = (
             "tests/unit/input.test.ts",
         )
     ),
+    *(
+        Intended(
+            f"src/*/{module}",
+            f"Python service speed (issue 15): {why}",
+            {"stack": "python"},
+        )
+        for module, why in (
+            ("db.py", "pool of 10 without overflow, own database threads, session in UTC"),
+            ("deps.py", "database work on the pool's own threads"),
+            ("app.py", "the database threads end with the app"),
+            ("health.py", "readiness ping on the database threads"),
+            ("items.py", "statements built once"),
+            ("schemas.py", "created_at written by pydantic (UTC session)"),
+        )
+    ),
 )
 
 

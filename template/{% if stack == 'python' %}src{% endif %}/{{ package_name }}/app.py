@@ -35,6 +35,9 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         # database (readiness reports it), and schema changes are a gated step.
         yield
         engine.dispose()
+        # Idle threads end now; one still blocked on a hung database is left
+        # to `python -m`'s exit, which does not wait for it.
+        runtime.threads.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title=SERVICE_NAME,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
-from .db import run_bounded
+from .db import database_threads, run_bounded
 from .telemetry import Metrics
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class Runtime:
     metrics: Metrics
     db_timeout_ms: int
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    threads: ThreadPoolExecutor = field(default_factory=database_threads)
 
     def __post_init__(self) -> None:
         # The same pool, without BEGIN/COMMIT around each statement.
@@ -43,7 +45,7 @@ class Runtime:
         and calls `conn.commit()`.
         """
         engine = self.engine if transaction else self._autocommit
-        return await run_bounded(engine, self.db_timeout_ms, work)
+        return await run_bounded(engine, self.threads, self.db_timeout_ms, work)
 
 
 # async: FastAPI would run a plain function in a worker thread, per request.

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Annotated, Literal
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import ping
+from .db import in_thread, ping
 from .deps import RuntimeDep
 
 # The contract: ready only if `SELECT 1` answers within this time.
@@ -61,9 +60,8 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     if runtime.lifecycle.shutting_down:
         return _not_ready("shutting down", "SIGTERM received")
     try:
-        with anyio.fail_after(READY_TIMEOUT_SECONDS):
-            # A hung connection must not hang the probe: abandon the thread on timeout.
-            await anyio.to_thread.run_sync(ping, runtime.engine, abandon_on_cancel=True)
+        # A hung connection must not hang the probe: the thread is abandoned on timeout.
+        await in_thread(runtime.threads, READY_TIMEOUT_SECONDS, partial(ping, runtime.engine))
     except TimeoutError:
         return _not_ready(
             "unavailable", f"database did not answer within {READY_TIMEOUT_SECONDS:g} s"
