@@ -87,6 +87,7 @@ INTENDED: tuple[Intended, ...] = (
         for path in (
             ".github/workflows/ci.yml",
             ".gitignore",
+            "docs/api.md",
             "docs/service.md",
             "package.json",
             "package-lock.json",
