@@ -57,6 +57,11 @@ INTENDED: tuple[Intended, ...] = (
         "TypeScript: require-database-url gets its `make help` line",
         {"stack": "typescript"},
     ),
+    Intended(
+        "*",
+        "issue 10: Python + golang-migrate ships (plain SQL migrations, no Alembic)",
+        {"migration_tool": "golang-migrate", "stack": "python"},
+    ),
 )
 
 
