@@ -57,6 +57,8 @@ class Suite:
 
 SUITE: dict[str, Suite] = {
     "typescript": Suite(migrate=apply_prisma_sql, env=prisma_env),
+    # golang-migrate needs no Prisma engine: `make migrate` runs as in CI.
+    "typescript-golang-migrate": Suite(env=prisma_env),
 }
 
 
