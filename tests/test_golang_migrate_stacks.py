@@ -9,6 +9,7 @@ its migration Job applies the SQL of the service image with the pinned
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -116,6 +117,17 @@ def test_python_pair_needs_no_alembic(render: RenderFn) -> None:
     assert requires["dev"] == stack_profile("alembic", "python")["platform_requires"]["dev"]
 
 
+def test_typescript_pair_keeps_prisma_as_the_client_only(render: RenderFn) -> None:
+    root = render(**STACKS["typescript-golang-migrate"].answers, migration_runner="job")
+    assert not (root / "prisma" / "migrations").exists()
+    assert (root / "prisma" / "schema.prisma").is_file()
+    makefile = (root / "Makefile").read_text()
+    assert "prisma migrate" not in makefile and "$(PRISMA) generate" in makefile
+    assert "prisma" not in json.dumps(job_pod(root))
+    runtime = (root / "Dockerfile").read_text().split(" AS runtime", 1)[1]
+    assert "COPY prisma/" not in runtime and "PRISMA_SCHEMA_ENGINE_BINARY" not in runtime
+
+
 @pytest.mark.parametrize("pair", PAIRS)
 def test_the_cli_and_the_job_image_are_the_pinned_version(render: RenderFn, pair: str) -> None:
     version = PINS["tools"]["golang_migrate"]
@@ -173,10 +185,11 @@ def test_the_jobs_commands_migrate_up_down_and_up(
     [migrate] = pod["containers"]
     volume = tmp_path / "migrations"
     volume.mkdir()
+    # the image's runtime: the service's own Python, or the pinned Node
     runtime = {"python": str(root / ".venv" / "bin" / "python"), "node": "node"}
     program = next(v for k, v in runtime.items() if Path(copy["command"][0]).name.startswith(k))
     argv = [program, *copy["command"][1:-2], str(root / "migrations"), str(volume)]
-    subprocess.run(argv, check=True, timeout=60)
+    subprocess.run(argv, env=STACKS[pair].env(dict(os.environ)), check=True, timeout=60)
     assert sorted(p.name for p in volume.glob("*.sql")) == sorted(
         p.name for p in (root / "migrations").glob("*.sql")
     )
@@ -281,15 +294,26 @@ class Planted:
 def private(
     request: pytest.FixtureRequest,
     render: RenderFn,
+    prepared_service: Callable[[str], Path],
     service_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[str, Path, dict[str, str]]:
-    """A private, set-up copy of the pair's render: these tests edit its files."""
+    """A private, set-up copy of the pair's render: these tests edit its files.
+
+    Python gets its own `make setup` (the shared copy's editable install
+    points at itself); TypeScript shares the prepared node_modules (a symlink),
+    so no test installs it twice.
+    """
     pair = str(request.param)
     dst = tmp_path_factory.mktemp(f"gm-gates-{pair}") / "service"
-    shutil.copytree(render(**STACKS[pair].answers), dst, symlinks=True)
     env = STACKS[pair].env(service_env)
-    check_make(dst, "setup", env)
+    if STACKS[pair].name == "typescript":
+        prepared = prepared_service(pair)
+        shutil.copytree(prepared, dst, symlinks=True, ignore=shutil.ignore_patterns("node_modules"))
+        (dst / "node_modules").symlink_to(prepared / "node_modules", target_is_directory=True)
+    else:
+        shutil.copytree(render(**STACKS[pair].answers), dst, symlinks=True)
+        check_make(dst, "setup", env)
     return pair, dst, env
 
 
@@ -377,25 +401,26 @@ def test_migration_lint_refuses_a_blocking_index(
     assert "require-concurrent-index-creation" in output(result)
 
 
+# TypeScript has no offline check of prisma/schema.prisma against the
+# migrations (`prisma migrate diff` needs Prisma's schema engine): its drift
+# check is migrations/schema.txt alone.
 @pytest.mark.slow
-def test_migrate_check_fails_when_the_code_and_the_migrations_disagree(
+@pytest.mark.parametrize(
+    "private", [p for p in ON_WORKER if STACKS[p.values[0]].name == "python"], indirect=True
+)
+def test_migrate_check_fails_when_the_models_and_the_migrations_disagree(
     private: tuple[str, Path, dict[str, str]], database_url: str, planted: Planted
 ) -> None:
-    """The schema the migrations produce is the one the service's code expects."""
-    pair, service, env = private
+    """The schema the migrations produce is the one the SQLAlchemy models expect."""
+    _, service, env = private
     env = {**env, "DATABASE_URL": database_url}
-    if STACKS[pair].name == "python":  # the SQLAlchemy models
-        models = next(service.glob("src/*/models.py")).relative_to(service)
-        planted.edit(
-            str(models),
-            "    created_at: Mapped[datetime]",
-            "    sku: Mapped[str | None] = mapped_column(String(40))\n"
-            "    created_at: Mapped[datetime]",
-        )
-        expected = ("the models and the migrations disagree", "column items.sku")
-    else:
-        pytest.fail(f"no planted code drift for {pair}: add one")
+    models = next(service.glob("src/*/models.py")).relative_to(service)
+    planted.edit(
+        str(models),
+        "    created_at: Mapped[datetime]",
+        "    sku: Mapped[str | None] = mapped_column(String(40))\n    created_at: Mapped[datetime]",
+    )
     result = run_make(service, "migrate-check", env)
     assert result.returncode != 0
-    for text in expected:
-        assert text in output(result), output(result)[-3000:]
+    assert "the models and the migrations disagree" in output(result)
+    assert "column items.sku: not in the migrations" in output(result)
