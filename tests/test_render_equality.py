@@ -62,6 +62,11 @@ INTENDED: tuple[Intended, ...] = (
         "issue 10: Python + golang-migrate ships (plain SQL migrations, no Alembic)",
         {"migration_tool": "golang-migrate", "stack": "python"},
     ),
+    Intended(
+        "*",
+        "issue 10: TypeScript + golang-migrate ships (plain SQL migrations, Prisma as client)",
+        {"migration_tool": "golang-migrate", "stack": "typescript"},
+    ),
 )
 
 
