@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -55,10 +56,11 @@ def databases(postgres: PostgresServer) -> set[str]:
     return {name for (name,) in rows}
 
 
-def job_pod(root: Path) -> dict:
+def job_pod(root: Path) -> dict[str, Any]:
     docs = yaml.safe_load_all((root / "deploy" / "migrate" / "job.yaml").read_text())
     [job] = [doc for doc in docs if doc["kind"] == "Job"]
-    return job["spec"]["template"]["spec"]
+    pod: dict[str, Any] = job["spec"]["template"]["spec"]
+    return pod
 
 
 @pytest.fixture
@@ -408,7 +410,7 @@ def test_migration_lint_refuses_a_blocking_index(
 # check is migrations/schema.txt alone.
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "private", [p for p in ON_WORKER if STACKS[p.values[0]].name == "python"], indirect=True
+    "private", [p for p in ON_WORKER if STACKS[str(p.values[0])].name == "python"], indirect=True
 )
 def test_migrate_check_fails_when_the_models_and_the_migrations_disagree(
     private: tuple[str, Path, dict[str, str]], database_url: str, planted: Planted
