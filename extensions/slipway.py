@@ -140,7 +140,14 @@ def stack_profile(migration_tool: str, stack: str) -> dict[str, Any]:
     """Everything the registry says about one (tool, stack) pair, in one mapping."""
     data = load_stacks()
     pair = data["migration_tools"].get(str(migration_tool), {}).get("stacks", {}).get(stack, {})
-    return {"name": stack, **data["stacks"].get(stack, {}), **pair}
+    base = data["stacks"].get(stack, {})
+    profile = {"name": stack, **base, **pair}
+    if "platform_requires" in pair:  # a pair replaces only the groups it names
+        profile["platform_requires"] = {
+            **base.get("platform_requires", {}),
+            **pair["platform_requires"],
+        }
+    return profile
 
 
 def service_owned(migration_tool: str, stack: str | None = None) -> list[str]:

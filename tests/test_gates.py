@@ -53,7 +53,7 @@ def test_the_service_contract_lists_the_makefile_contract() -> None:
 @pytest.mark.parametrize("stack", list(STACKS))
 def test_every_stack_makefile_keeps_the_contract(render: RenderFn, stack: str) -> None:
     targets = make_targets((render(**STACKS[stack].answers) / "Makefile").read_text())
-    gated = bool(REGISTRY["stacks"][stack].get("contract_gate"))
+    gated = bool(REGISTRY["stacks"][STACKS[stack].name].get("contract_gate"))
     missing = [t for t in [*CONTRACT, *(CONTRACT_GATES if gated else [])] if t not in targets]
     assert not missing, f"{stack}'s Makefile lacks {missing}"
     assert targets["ci"] == CI_GATES + (CONTRACT_GATES if gated else [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -31,9 +32,6 @@ pytestmark = pytest.mark.xdist_group("render")
 ANSWER_SETS = every_choice()
 RENDERED_ANSWERS = [a for _, a in ANSWER_SETS if not expected_refusal(a)]
 RENDERED = [pytest.param(a, id=i) for i, a in ANSWER_SETS if not expected_refusal(a)]
-REFUSED = [
-    pytest.param(a, expected_refusal(a), id=i) for i, a in ANSWER_SETS if expected_refusal(a)
-]
 
 ANSWERS_HEADER = "# Changes here will be overwritten by Copier; NEVER EDIT MANUALLY"
 
@@ -63,16 +61,49 @@ def test_every_question_with_choices_is_exercised() -> None:
     assert with_choices <= exercised
 
 
-@pytest.mark.parametrize(("answers", "message"), REFUSED)
-def test_unavailable_choice_is_refused_with_its_message(
-    template_snapshot: Path, tmp_path: Path, answers: dict[str, Any], message: str
+def test_unavailable_choices_are_refused_with_their_message(
+    template_snapshot: Path, tmp_path: Path
 ) -> None:
-    dst = tmp_path / "out"
-    with pytest.raises(ValueError) as refused:
-        run_copy(
-            str(template_snapshot), str(dst), data=answers, defaults=True, unsafe=True, quiet=True
-        )
-    assert message in str(refused.value)
+    """Every choice this version refuses, and a (tool, stack) pair planted as
+    not shipped (the real list is empty once every pair ships), stop Copier before
+    it writes a file."""
+    refusals = [(a, expected_refusal(a)) for _, a in ANSWER_SETS if expected_refusal(a)]
+    for i, (answers, message) in enumerate(refusals):
+        dst = tmp_path / f"out-{i}"
+        with pytest.raises(ValueError) as refused:
+            run_copy(
+                str(template_snapshot),
+                str(dst),
+                data=answers,
+                defaults=True,
+                unsafe=True,
+                quiet=True,
+            )
+        assert message in str(refused.value)
+        assert not dst.exists() or not any(dst.iterdir()), "files were written before the refusal"
+
+    planted = tmp_path / "template"
+    shutil.copytree(template_snapshot, planted, symlinks=True)
+    registry = planted / "extensions" / "stacks.yml"
+    text = registry.read_text(encoding="utf-8")
+    pair = "      typescript:\n        available: true\n        migrations_dir: migrations/\n"
+    assert text.count(pair) == 1, "update this test: the golang-migrate/typescript entry moved"
+    registry.write_text(text.replace(pair, pair.replace("true", "false")), encoding="utf-8")
+    dst = tmp_path / "out-planted"
+    copier = Path(sys.executable).with_name("copier")
+    args = ["copy", "--trust", "--defaults", "--data", "migration_tool=golang-migrate"]
+    result = subprocess.run(
+        [str(copier), *args, "--data", "stack=typescript", str(planted), str(dst)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert (
+        "A typescript service with golang-migrate is not part of this template version yet; "
+        "available with golang-migrate: go, python." in result.stdout + result.stderr
+    )
     assert not dst.exists() or not any(dst.iterdir()), "files were written before the refusal"
 
 

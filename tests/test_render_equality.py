@@ -116,6 +116,16 @@ INTENDED: tuple[Intended, ...] = (
             ("schemas.py", "created_at written by pydantic (UTC session)"),
         )
     ),
+    Intended(
+        "*",
+        "issue 10: Python + golang-migrate ships (plain SQL migrations, no Alembic)",
+        {"migration_tool": "golang-migrate", "stack": "python"},
+    ),
+    Intended(
+        "*",
+        "issue 10: TypeScript + golang-migrate ships (plain SQL migrations, Prisma as client)",
+        {"migration_tool": "golang-migrate", "stack": "typescript"},
+    ),
 )
 
 

@@ -146,7 +146,11 @@ def _update_exclusions(stack: str) -> set[str]:
     tool = CONFORMANCE_STACKS[stack].tool
     patterns: set[str] = set()
     for operation in ("copy", "update"):
-        context = {"_copier_operation": operation, "migration_tool": tool, "stack": stack}
+        context = {
+            "_copier_operation": operation,
+            "migration_tool": tool,
+            "stack": CONFORMANCE_STACKS[stack].name,
+        }
         rendered = {
             line.strip()
             for raw in config["_exclude"]

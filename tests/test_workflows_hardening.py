@@ -308,10 +308,14 @@ def test_setup_action_installs_the_stack_toolchain(rendered: list[Rendered]) -> 
             field = SETUP_ACTIONS[key][1]
             if field and step["with"][field] != _pin(key):
                 yield f"{step['uses']} {field}={step['with'][field]}, pinned {_pin(key)}"
-            if key == "tools.go":  # setup-go reads go.mod, whose toolchain line is the pin
+            if key == "tools.go" and "go-version-file" in step["with"]:
+                # the Go stack: setup-go reads go.mod, whose toolchain line is the pin
                 go_mod = (r.root / step["with"]["go-version-file"]).read_text()
                 if f"\ntoolchain go{_pin(key)}\n" not in go_mod:
                     yield f"go.mod's toolchain is not go{_pin(key)}"
+            elif key == "tools.go" and step["with"].get("go-version") != _pin(key):
+                # no go.mod (golang-migrate's CLI for Python/TypeScript): the pin itself
+                yield f"setup-go go-version={step['with'].get('go-version')}, pinned {_pin(key)}"
             # setup-node caches by default since v5: only when the caller asks.
             if key == "tools.node" and step["with"].get("package-manager-cache") is not False:
                 yield "setup-node's default npm cache is not turned off"

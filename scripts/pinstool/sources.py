@@ -49,6 +49,7 @@ TOOL_SOURCES: dict[str, Source] = {
     # release tags (2026.1) have no `v` and are skipped by the prefix.
     "staticcheck": GitTags("dominikh/go-tools", prefix="v"),
     "govulncheck": GitTags("golang/vuln"),
+    "golang_migrate": GitTags("golang-migrate/migrate"),
     "trivy": GitTags("aquasecurity/trivy"),
     "trufflehog": GitTags("trufflesecurity/trufflehog"),
     "gitleaks": GitTags("gitleaks/gitleaks"),

@@ -57,6 +57,8 @@ class Suite:
 
 SUITE: dict[str, Suite] = {
     "typescript": Suite(migrate=apply_prisma_sql, env=prisma_env),
+    # golang-migrate needs no Prisma engine: `make migrate` runs as in CI.
+    "typescript-golang-migrate": Suite(env=prisma_env),
 }
 
 
@@ -98,19 +100,25 @@ def answers_for(tool: str, stack: str) -> dict[str, Any]:
 
 def _stacks() -> dict[str, Stack]:
     found: dict[str, Stack] = {}
-    for tool, stack in sorted(available_pairs()):
-        if stack not in found:
-            entry = load_stacks()["stacks"][stack]
-            found[stack] = Stack(
-                stack,
-                tool,
-                answers_for(tool, stack),
-                tuple(entry["start"]),
-                tuple(entry.get("build", ())),
-                SUITE.get(stack, Suite()),
-            )
+    by_tool = stacks_by_tool()
+    # A stack's default tool first (the tool it is the first stack of), so its
+    # plain name keeps meaning what `copier copy` picks for that stack.
+    pairs = sorted(available_pairs(), key=lambda p: (by_tool[p[0]][0] != p[1], p))
+    for tool, stack in pairs:
+        key = stack if stack not in found else f"{stack}-{tool}"
+        entry = load_stacks()["stacks"][stack]
+        found[key] = Stack(
+            stack,
+            tool,
+            answers_for(tool, stack),
+            tuple(entry["start"]),
+            tuple(entry.get("build", ())),
+            SUITE.get(key, SUITE.get(stack, Suite())),
+        )
     return found
 
 
-# Every stack with an available (tool, stack) pair, once (its first tool).
+# Every available (tool, stack) pair: under the stack's name for its first
+# tool (`python`: Alembic), as `<stack>-<tool>` for the others
+# (`python-golang-migrate`). `.name` is always the registry's stack.
 STACKS: dict[str, Stack] = _stacks()

@@ -103,7 +103,15 @@ COMBOS = {
         "analysis_provider": "prometheus",
     },
 }
-CASES = [pytest.param(stack, combo, id=f"{stack}-{combo}") for stack in STACKS for combo in COMBOS]
+# Every delivery combo for each stack's default tool; another tool of the same
+# stack (python-golang-migrate) changes only its service-owned layout, which
+# the defaults show.
+CASES = [
+    pytest.param(stack, combo, id=f"{stack}-{combo}")
+    for stack in STACKS
+    for combo in COMBOS
+    if combo == "defaults" or stack == CONFORMANCE_STACKS[stack].name
+]
 
 
 # --- git and make -------------------------------------------------------------
@@ -158,17 +166,27 @@ def template_update(
 # --- the temporary template repository ---------------------------------------
 
 
-def _rendered_top_level(template: Path, stack: str, wanted: str) -> Path:
-    """The template/ entry whose (conditional) name renders to `wanted` for a stack."""
+def _rendered_entry(template: Path, stack: str, wanted: str) -> Path:
+    """The template/ entry whose (conditional) path renders to `wanted` (a path
+    relative to the generated repo) for a case of STACKS."""
     env = Environment()
-    for entry in template.iterdir():
-        try:
-            name = env.from_string(entry.name).render(stack=stack)
-        except TemplateError:  # names built from other context values
-            continue
-        if name.removesuffix(".jinja") == wanted:
-            return entry
-    raise AssertionError(f"template/ has no entry rendering to {wanted!r} for {stack}")
+    context = {
+        "stack": CONFORMANCE_STACKS[stack].name,
+        "migration_tool": CONFORMANCE_STACKS[stack].tool,
+    }
+    found = template
+    for part in wanted.split("/"):
+        for entry in found.iterdir():
+            try:
+                name = env.from_string(entry.name).render(**context)
+            except TemplateError:  # names built from other context values
+                continue
+            if name.removesuffix(".jinja") == part:
+                found = entry
+                break
+        else:
+            raise AssertionError(f"template/ has no entry rendering to {wanted!r} for {stack}")
+    return found
 
 
 def _rename_answer(tree: Path) -> None:
@@ -218,17 +236,23 @@ def _make_older_release(tree: Path) -> None:
     assert pre_commit.is_file(), "the template lost .pre-commit-config.yaml.jinja"
     pre_commit.unlink()
 
+    # Cases of one stack share template files (python and python-golang-migrate
+    # share src/): each file is marked once.
+    marked: set[Path] = set()
     for stack, case in STACKS.items():
-        head, _, rest = case.migrations_dir.partition("/")
-        migrations = _rendered_top_level(template, stack, head) / rest
-        owned = [_rendered_top_level(template, stack, d) for d in case.owned_dirs]
+        migrations = _rendered_entry(template, stack, case.migrations_dir)
+        owned = [_rendered_entry(template, stack, d) for d in case.owned_dirs]
         files = [p for folder in (*owned, migrations) for p in folder.rglob("*") if p.is_file()]
-        files += [_rendered_top_level(template, stack, f) for f in case.dependency_files]
-        for path in sorted(files):
+        files += [_rendered_entry(template, stack, f) for f in case.dependency_files]
+        for path in sorted(set(files) - marked):
             _mark(path, case.comment, SERVICE_MARK)
+        marked.update(files)
         # 0.2.0 changes the platform's tool settings.
         for config in case.tool_configs:
-            _mark(_rendered_top_level(template, stack, config), case.comment, OLD_TOOL_SETTING)
+            path = _rendered_entry(template, stack, config)
+            if path not in marked:
+                _mark(path, case.comment, OLD_TOOL_SETTING)
+                marked.add(path)
 
 
 _JSON_NAME = re.compile(r"\.json(\{% endif %\})?(\.jinja)?$")
