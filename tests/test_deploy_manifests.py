@@ -360,7 +360,7 @@ def contract_paths() -> frozenset[str]:
 @cache
 def service_routes(project: Path) -> frozenset[str]:
     """GET routes declared in the rendered service: FastAPI (router prefix +
-    decorator path), Fastify (`app.get("/path", ...)`) or net/http ServeMux
+    decorator path), Fastify (`api.get("/path", ...)` on any instance) or net/http ServeMux
     patterns ("GET /path")."""
     routes = set()
     for source in (project / "src").rglob("*.py"):
@@ -369,7 +369,7 @@ def service_routes(project: Path) -> frozenset[str]:
         for path in re.findall(r'@\w+\.get\(\s*"([^"]*)"', text):
             routes.add((prefix.group(1) if prefix else "") + path)
     for source in (project / "src").rglob("*.ts"):
-        routes.update(re.findall(r'\bapp\.get(?:<[^>]*>)?\(\s*"([^"]*)"', source.read_text()))
+        routes.update(re.findall(r'\b\w+\.get(?:<[^>]*>)?\(\s*"(/[^"]*)"', source.read_text()))
     for source in (project / "internal").rglob("*.go"):
         routes.update(re.findall(r'\.Handle(?:Func)?\(\s*"GET (/[^"]*)"', source.read_text()))
     return frozenset(routes)
