@@ -101,6 +101,11 @@ INTENDED: tuple[Intended, ...] = (
             "tests/unit/input.test.ts",
         )
     ),
+    Intended(
+        "Dockerfile",
+        "TypeScript heap ceiling at half the container's memory limit (issue 15)",
+        {"stack": "typescript"},
+    ),
     *(
         Intended(
             f"src/*/{module}",

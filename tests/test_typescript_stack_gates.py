@@ -32,6 +32,7 @@ from jinja2 import Environment
 from extensions.slipway import derive, load_pins
 from tests.conformance.service import run_make
 from tests.conformance.stacks import STACKS
+from tests.support.node import prisma_env
 from tests.conftest import RenderFn
 from tests.support.postgres import PostgresServer
 
@@ -272,6 +273,26 @@ def test_audit_reports_no_high_severity_advisories(prepared: Path, env: dict[str
 # --- no service needed ----------------------------------------------------------
 
 
+def test_entrypoint_caps_the_heap_at_half_the_memory(render: RenderFn) -> None:
+    """The pinned Node accepts the image's flags (an unknown one stops it
+    starting) and sets V8's ceiling from the memory it sees, as in the pod."""
+    dockerfile = (render(**ANSWERS) / "Dockerfile").read_text()
+    entrypoint = json.loads(re.findall(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M)[-1])
+    flags = entrypoint[1:-1]
+    probe = (
+        "const v8 = require('node:v8');"
+        "const seen = Math.min(process.constrainedMemory() || Infinity, require('node:os').totalmem());"
+        "console.log(JSON.stringify([v8.getHeapStatistics().heap_size_limit, seen]))"
+    )
+    shown = subprocess.run(
+        ["node", *flags, "-e", probe], env=prisma_env({}), capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    limit, seen = json.loads(shown.stdout)
+    # old space at half of it, plus a young generation of a few MiB to 3 x 64 MiB
+    assert seen / 2 <= limit <= seen / 2 + 200 * 2**20
+
+
 def test_dockerfile_images_are_the_pinned_ones(render: RenderFn) -> None:
     dockerfile = (render(**ANSWERS) / "Dockerfile").read_text()
     images = derive(ANSWERS, load_pins())["images"]
@@ -279,7 +300,11 @@ def test_dockerfile_images_are_the_pinned_ones(render: RenderFn) -> None:
     assert bases == [images["node_build"]["ref"]] * 2 + [images["node_runtime"]["ref"]]
     final_stage = dockerfile.rpartition("FROM ")[2]
     assert re.search(r"^USER 65532:65532$", final_stage, re.MULTILINE)
-    assert '\nENTRYPOINT ["/nodejs/bin/node", "dist/main.js"]' in final_stage
+    # the heap ceiling is half the container's memory limit, not about all of it
+    assert (
+        '\nENTRYPOINT ["/nodejs/bin/node", "--max-old-space-size-percentage=50", "dist/main.js"]'
+        in final_stage
+    )
     # production dependencies only, and the engine the migration Job needs
     assert "COPY --from=deps /app/node_modules/ node_modules/" in final_stage
     assert re.search(r'"npm", "ci", "--omit=dev"', dockerfile)
