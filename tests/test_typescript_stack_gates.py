@@ -32,8 +32,8 @@ from jinja2 import Environment
 from extensions.slipway import derive, load_pins
 from tests.conformance.service import run_make
 from tests.conformance.stacks import STACKS
-from tests.support.node import prisma_env
 from tests.conftest import RenderFn
+from tests.support.node import prisma_env
 from tests.support.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,7 +281,8 @@ def test_entrypoint_caps_the_heap_at_half_the_memory(render: RenderFn) -> None:
     flags = entrypoint[1:-1]
     probe = (
         "const v8 = require('node:v8');"
-        "const seen = Math.min(process.constrainedMemory() || Infinity, require('node:os').totalmem());"
+        "const seen = Math.min("
+        "process.constrainedMemory() || Infinity, require('node:os').totalmem());"
         "console.log(JSON.stringify([v8.getHeapStatistics().heap_size_limit, seen]))"
     )
     shown = subprocess.run(
