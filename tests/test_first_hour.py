@@ -30,7 +30,7 @@ from extensions.slipway import load_pins, load_stacks
 from tests.conformance.stacks import STACKS
 from tests.conftest import RenderFn
 from tests.support.combos import combos, make_calls, runs
-from tests.support.postgres import PostgresServer, free_port
+from tests.support.postgres import PostgresServer, free_port, tables
 from tests.support.update import git, git_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("first-hour")]
@@ -85,17 +85,28 @@ class Step:
     command: str
     returncode: int
     output: str
+    tables: list[str] = field(default_factory=list)  # .env's database after the step
+    leaked: set[str] = field(default_factory=set)  # databases the step left behind
 
 
 @dataclass
 class FirstHour:
     root: Path
     message: str
+    pending: list[str]  # the message's commands not run yet
+    cwd: Path
     steps: list[Step] = field(default_factory=list)
     answers: dict[str, int] = field(default_factory=dict)  # HTTP status per request
 
     def output_of(self, command: str) -> str:
-        return next(s.output for s in self.steps if s.command == command)
+        return self.step(command).output
+
+    def step(self, command: str) -> Step:
+        return next(s for s in self.steps if s.command == command)
+
+    @property
+    def stopped(self) -> bool:
+        return any(s.returncode != 0 for s in self.steps)
 
 
 def next_steps(message: str) -> list[str]:
@@ -149,9 +160,7 @@ def _serve(cwd: Path, command: str, env: dict[str, str], result: FirstHour) -> N
         result.steps.append(Step(command, proc.returncode, log.read_text(errors="replace")))
 
 
-def run_first_hour(
-    template: Path, stack: str, dst: Path, env: dict[str, str], database_url: str
-) -> FirstHour:
+def copy_first_hour(template: Path, stack: str, dst: Path, env: dict[str, str]) -> FirstHour:
     data = [f"--data={key}={value}" for key, value in STACKS[stack].answers.items()]
     copied = subprocess.run(
         [str(VENV_BIN / "copier"), "copy", "--trust", "--defaults", *data, str(template), str(dst)],
@@ -162,16 +171,26 @@ def run_first_hour(
         check=False,
     )
     assert copied.returncode == 0, copied.stderr[-4000:]
-    result = FirstHour(dst, copied.stdout + copied.stderr)
-    commands = next_steps(result.message)
-    cwd = Path.cwd()
-    for command in commands:
+    message = copied.stdout + copied.stderr
+    return FirstHour(dst, message, next_steps(message), Path.cwd())
+
+
+def advance(
+    result: FirstHour,
+    env: dict[str, str],
+    postgres: PostgresServer,
+    database_url: str,
+    through: str | None,
+) -> None:
+    """Run the message's next commands, up to and including `through` (all
+    when None), stopping at the first that fails."""
+    while result.pending and not result.stopped:
+        command = result.pending.pop(0)
         if command.startswith("cd "):
-            cwd = Path(command[3:].strip())
-            continue
-        if command.startswith("docker compose up"):
+            result.cwd = Path(command[3:].strip())
+        elif command.startswith("docker compose up"):
             # The substitution: the suite's PostgreSQL stands in for compose's.
-            dotenv = cwd / ".env"
+            dotenv = result.cwd / ".env"
             dotenv.write_text(
                 re.sub(
                     r"^DATABASE_URL=.*$",
@@ -180,28 +199,35 @@ def run_first_hour(
                     flags=re.M,
                 )
             )
-            continue
-        if command is commands[-1] and re.search(r"\bmake run\b", command):
+        elif not result.pending and re.search(r"\bmake run\b", command):
             # A free port through the environment (it wins over .env, as the
             # Makefile promises): 8080 may be taken on a shared machine.
-            _serve(cwd, command, {**env, "PORT": str(free_port())}, result)
-            continue
-        done = subprocess.run(
-            ["bash", "-c", command],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=STEP_TIMEOUT,
-            check=False,
-        )
-        result.steps.append(Step(command, done.returncode, done.stdout + done.stderr))
-        if done.returncode != 0:
-            break
-    return result
+            _serve(result.cwd, command, {**env, "PORT": str(free_port())}, result)
+        else:
+            before = postgres.databases()
+            done = subprocess.run(
+                ["bash", "-c", command],
+                cwd=result.cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=STEP_TIMEOUT,
+                check=False,
+            )
+            result.steps.append(
+                Step(
+                    command,
+                    done.returncode,
+                    done.stdout + done.stderr,
+                    tables(database_url),
+                    postgres.databases() - before,
+                )
+            )
+        if command == through:
+            return
 
 
-FirstHourFn = Callable[[str], FirstHour]
+FirstHourFn = Callable[..., FirstHour]
 
 
 @pytest.fixture(scope="session")
@@ -211,18 +237,25 @@ def first_hour(
     postgres: PostgresServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> FirstHourFn:
-    """Per stack, once: copy, run the message's steps; the copy is then a
-    committed git repository with hooks installed."""
-    cache: dict[str, FirstHour] = {}
+    """Per stack, once: copy, then run the message's steps through `through`
+    (all of them by default; a later call goes on where an earlier one
+    stopped). After `make setup` the copy is a committed git repository with
+    its hooks installed."""
+    cache: dict[str, tuple[FirstHour, str]] = {}
 
-    def _get(stack: str) -> FirstHour:
+    def _get(stack: str, through: str | None = None) -> FirstHour:
+        env = STACKS[stack].env(first_hour_env)
         if stack not in cache:
             dst = tmp_path_factory.mktemp(f"first-hour-{stack}") / "service"
-            url = postgres.create_database("firsthour")
-            cache[stack] = run_first_hour(
-                template_snapshot, stack, dst, STACKS[stack].env(first_hour_env), url
+            cache[stack] = (
+                copy_first_hour(template_snapshot, stack, dst, env),
+                postgres.create_database("firsthour"),
             )
-        return cache[stack]
+        result, database_url = cache[stack]
+        done = [s.command for s in result.steps]
+        if through is None or through not in done:
+            advance(result, env, postgres, database_url, through)
+        return result
 
     return _get
 
@@ -236,6 +269,41 @@ def run(
 
 
 # --- the after-copy message ---------------------------------------------------------
+
+
+# What each stack's `make ci` prints when a gate runs (make echoes each recipe line).
+CI_MARKS = {
+    "python": (
+        "platform_check.py",
+        "ruff check",
+        "mypy",
+        "pytest tests/unit",
+        "pytest tests/integration",
+        "squawk",
+        "migrate_check.py",
+        "openapi.py --check",
+        # make contract: Schemathesis, every phase (examples: the document has none)
+        "✅ Coverage",
+        "✅ Fuzzing",
+        "✅ Stateful",
+        "No issues found",
+    ),
+    "go": (
+        "staticcheck",
+        "go test -race",
+        "squawk",
+        "migrate-check: ok",
+        "openapi-check: the handlers answer as openapi.yaml says",
+        "No issues found",
+    ),
+    "typescript": (
+        "eslint --max-warnings 0",
+        "tsc --noEmit",
+        "vitest run tests/unit",
+        "squawk",
+        "No issues found",
+    ),
+}
 
 
 # TypeScript's `make ci` runs `prisma migrate deploy`, whose schema engine
@@ -256,6 +324,13 @@ def test_after_copy_steps_work_as_written(stack: str, first_hour: FirstHourFn) -
     assert not failed, "\n\n".join(f"$ {s.command}\n{s.output[-6000:]}" for s in failed)
     ran = [s.command for s in result.steps]
     assert {"make setup", "make ci"} <= set(ran), ran
+    # `make ci` on a fresh copy (the only full `make ci` of a stack's default
+    # pair in the suite): every gate ran, on scratch databases only.
+    ci = result.step("make ci")
+    missing = [mark for mark in CI_MARKS[stack] if mark not in ci.output]
+    assert not missing, f"`make ci` did not run {missing}\n{ci.output[-6000:]}"
+    assert ci.tables == [], f"`make ci` wrote to .env's database: {ci.tables}"
+    assert not ci.leaked, f"`make ci` left databases behind: {sorted(ci.leaked)}"
     # The service ran on .env's database, migrated by the step before it.
     assert result.answers == {"GET /healthz": 200, "POST /items": 201, "GET /items/{id}": 200}, (
         result.answers,
@@ -275,7 +350,7 @@ def test_setup_installs_the_hooks_idempotently_and_says_so(
     stack: str, first_hour: FirstHourFn, first_hour_env: dict[str, str]
 ) -> None:
     first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
-    result = first_hour(stack)
+    result = first_hour(stack, through="make setup")
     hook = result.root / ".git" / "hooks" / "pre-commit"
     assert hook.is_file() and "pre-commit" in hook.read_text()
     assert "hooks-install: pre-commit hooks ready" in result.output_of("make setup")
@@ -295,7 +370,7 @@ def test_a_fresh_copy_passes_its_own_hooks(
     stack: str, first_hour: FirstHourFn, first_hour_env: dict[str, str]
 ) -> None:
     first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
-    result = first_hour(stack)
+    result = first_hour(stack, through="make setup")
     done = run(result.root, first_hour_env, "make", "--no-print-directory", "hooks")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     config = yaml.safe_load((result.root / ".pre-commit-config.yaml").read_text())
@@ -383,7 +458,7 @@ def test_a_seeded_defect_is_caught_before_commit(
     tmp_path: Path,
 ) -> None:
     first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
-    source = first_hour(stack).root
+    source = first_hour(stack, through="make setup").root
     root = tmp_path / "service"
     # Everything but the virtualenv: no seeded file is one the stack's
     # linters (which run from it) look at.
@@ -524,7 +599,7 @@ def test_env_example_has_every_variable_the_service_reads(
     example = dotenv(render(**STACKS[stack].answers) / ".env.example")
     assert set(example) == contract_variables()
     if stack == "python":
-        root = first_hour(stack).root
+        root = first_hour(stack, through="make setup").root
         package = yaml.safe_load((root / ".copier-answers.yml").read_text())["project_slug"]
         read = subprocess.run(
             [

@@ -115,39 +115,6 @@ COMMIT;
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("service-go")
-def test_make_ci_passes_on_a_fresh_database(
-    prepared_service: Callable[[str], Path],
-    service_env: dict[str, str],
-    postgres: PostgresServer,
-) -> None:
-    root = prepared_service("go")
-    database_url = postgres.create_database("ci")
-    before = databases(postgres)
-    try:
-        result = run_make(root, "ci", {**service_env, "DATABASE_URL": database_url})
-        assert result.returncode == 0, (
-            f"`make ci` exited {result.returncode}\n"
-            f"--- stdout (tail) ---\n{result.stdout[-12000:]}\n"
-            f"--- stderr (tail) ---\n{result.stderr[-6000:]}"
-        )
-        # scratch databases only: DATABASE_URL's own database stays empty
-        assert tables(database_url) == []
-        assert databases(postgres) == before
-    finally:
-        postgres.drop_database(database_url)
-    for gate in (
-        "staticcheck",
-        "go test -race",
-        "squawk",
-        "migrate-check: ok",
-        "openapi-check: the handlers answer as openapi.yaml says",
-        "No issues found",  # make contract: Schemathesis
-    ):
-        assert gate in output(result), f"`make ci` did not run {gate}"
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("service-go")
 def test_integration_gate_fails_without_a_database(
     prepared_service: Callable[[str], Path], service_env: dict[str, str]
 ) -> None:

@@ -45,6 +45,12 @@ class PostgresServer:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def databases(self) -> set[str]:
+        """Every database on the server: a gate that leaves one behind leaks."""
+        with psycopg.connect(self.url) as conn:
+            rows = conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate")
+            return {name for (name,) in rows.fetchall()}
+
     @property
     def host(self) -> str:
         return urlsplit(self.url).hostname or "127.0.0.1"
@@ -52,6 +58,13 @@ class PostgresServer:
     @property
     def port(self) -> int:
         return urlsplit(self.url).port or 5432
+
+
+def tables(url: str) -> list[str]:
+    """The public schema's tables in the database at `url`."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return sorted(name for (name,) in rows.fetchall())
 
 
 def free_port() -> int:
