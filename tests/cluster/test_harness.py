@@ -1,7 +1,9 @@
-"""The harness leaves no process behind, even when the test run itself is killed."""
+"""The harness: every component runs, Pod Security admission is enforced in the
+test namespaces, and no process is left behind, even when the test run is killed."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -9,8 +11,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from tests.cluster.conftest import CLUSTER
+from tests.cluster.conftest import BLUE_GREEN, CLUSTER, ProjectFn
 from tests.support.cluster.control_plane import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _HOLDER = """
 import json, sys, time
 from pathlib import Path
+from typing import Any
 from tests.support.cluster.control_plane import running_cluster
 with running_cluster(Path(sys.argv[1])) as cluster:
     print(json.dumps(cluster.pids()), flush=True)
@@ -53,6 +57,47 @@ def test_every_component_is_running(cluster: Cluster) -> None:
     assert json.loads(version)["serverVersion"]["gitVersion"] == "v1.34.2"
     plugin = cluster.kubectl("argo", "rollouts", "version", "--short").stdout
     assert "1.9.1" in plugin
+
+
+def test_namespaces_enforce_the_restricted_pod_security_standard(
+    deploy_project: ProjectFn,
+) -> None:
+    """The generated README's namespace commands make the real API server's Pod
+    Security admission refuse a privileged pod and admit the generated one."""
+    project = deploy_project("staging", **BLUE_GREEN)
+    labels = project.get("namespace", project.namespace)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted", labels
+    # Pods need their ServiceAccount to exist before admission looks at them.
+    deadline = time.monotonic() + 60
+    while project.cluster.kubectl(
+        "get", "serviceaccount", "default", "-n", project.namespace, check=False
+    ).returncode:
+        assert time.monotonic() < deadline, "no default ServiceAccount in the namespace"
+        time.sleep(0.5)
+    spec = project.built_rollout()["spec"]["template"]["spec"]
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "admission-probe", "namespace": project.namespace},
+        "spec": {**spec, "serviceAccountName": "default"},
+    }
+
+    def dry_run(manifest: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return project.cluster.kubectl(
+            "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(manifest), check=False
+        )
+
+    generated = dry_run(pod)
+    assert generated.returncode == 0, generated.stderr
+    assert "PodSecurity" not in generated.stderr, generated.stderr
+    # Planted: what only the restricted standard forbids (the API server itself
+    # refuses `privileged`, so that would prove nothing about admission).
+    planted = copy.deepcopy(pod)
+    planted["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    refused = dry_run(planted)
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
+    assert "allowPrivilegeEscalation != false" in refused.stderr, refused.stderr
 
 
 def test_a_killed_test_run_leaves_no_component_running(cluster: Cluster, tmp_path: Path) -> None:

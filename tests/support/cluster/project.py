@@ -77,7 +77,7 @@ class DeployProject:
         assert count == 1, f"{overlay} has no single namespace line"
         overlay.write_text(text)
         self._custom = yaml.safe_load(self._custom_path().read_text())
-        rollout = self._built_rollout()
+        rollout = self.built_rollout()
         steps = rollout["spec"]["strategy"].get("canary", {}).get("steps", [])
         self._pauses = [i for i, s in enumerate(steps) if s.get("pause", {}).get("duration")]
         # What the team creates in each namespace before the first deploy (README).
@@ -103,7 +103,7 @@ class DeployProject:
     def _custom_path(self) -> Path:
         return self.root / "deploy" / "overlays" / self.env / "custom" / "kustomization.yaml"
 
-    def _built_rollout(self) -> dict[str, Any]:
+    def built_rollout(self) -> dict[str, Any]:
         out = self.run_script("manifests", self.env).stdout
         return next(d for d in yaml.safe_load_all(out) if d and d["kind"] == "Rollout")
 
