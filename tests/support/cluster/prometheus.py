@@ -16,6 +16,7 @@ killed with the test process, like the cluster's components).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import subprocess
 import threading
 import time
@@ -192,14 +193,19 @@ def running_prometheus(
 
 
 @contextlib.contextmanager
-def traffic(base_url: str, path: str = "/items?limit=1", every: float = 0.05) -> Iterator[None]:
-    """Client requests to `base_url` (about 20 a second) in a thread, while the block runs."""
+def traffic(
+    base_url: str, paths: tuple[str, ...] = ("/items?limit=1",), every: float = 0.05
+) -> Iterator[None]:
+    """GET requests to `base_url` (about 20 a second, cycling through `paths`) in a
+    thread, while the block runs."""
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def send() -> None:
         with httpx.Client(base_url=base_url, timeout=5) as client:
-            while not stop.is_set():
+            for path in itertools.cycle(paths):
+                if stop.is_set():
+                    break
                 try:
                     client.get(path)
                 except httpx.HTTPError as error:  # reported after the block
