@@ -31,8 +31,11 @@ Not covered, and why:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
+
+import yaml
 
 from tests.cluster.checks import (
     assert_aborted_and_undone,
@@ -41,8 +44,9 @@ from tests.cluster.checks import (
     first_release,
 )
 from tests.cluster.conftest import CLUSTER, PROMETHEUS_CANARY, ProjectFn
+from tests.conftest import RenderFn
 from tests.support.cluster.project import DeployProject, digest_image, explain
-from tests.support.cluster.prometheus import Prometheus, traffic
+from tests.support.cluster.prometheus import Prometheus, scrape_job, traffic
 
 pytestmark = CLUSTER
 
@@ -71,6 +75,25 @@ def _runs(project: DeployProject, kind: str) -> list[dict[str, Any]]:
         for r in project.analysis_runs()
         if r["metadata"].get("labels", {}).get("rollout-type") == kind
     ]
+
+
+def test_the_readme_describes_the_scrape_job_these_tests_run(render: RenderFn) -> None:
+    """What the generated README asks of a cluster's Prometheus is what the
+    suite's Prometheus does (bar the test-only address rewrite)."""
+    root = render(**PROMETHEUS_CANARY)
+    readme = " ".join((root / "README.md").read_text().split())
+    rollout = yaml.safe_load((root / "deploy" / "base" / "rollout.yaml").read_text())
+    annotations = rollout["spec"]["template"]["metadata"]["annotations"]
+    rules = scrape_job(Path("kubeconfig"), {})["relabel_configs"]
+    assert "`kubernetes_sd_configs` (role `pod`)" in readme
+    for name in ("scrape", "path", "port"):
+        meta = f"__meta_kubernetes_pod_annotation_prometheus_io_{name}"
+        assert any(meta in rule.get("source_labels", []) for rule in rules), name
+        assert f"prometheus.io/{name}" in readme and f"prometheus.io/{name}" in annotations
+    (labelmap,) = [rule for rule in rules if rule.get("action") == "labelmap"]
+    assert f"`regex: {labelmap['regex']}`" in readme
+    assert {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"} in rules
+    assert "namespace as the `namespace` label" in readme
 
 
 def test_real_traffic_passes_the_analysis_and_promotes(
