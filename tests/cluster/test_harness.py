@@ -15,17 +15,19 @@ from typing import Any
 
 from tests.cluster.conftest import BLUE_GREEN, CLUSTER, ProjectFn
 from tests.support.cluster.control_plane import Cluster
+from tests.support.cluster.prometheus import Prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Starts a second cluster, prints its component PIDs, then waits to be killed.
+# Starts a second cluster and a Prometheus, prints their PIDs, then waits to be killed.
 _HOLDER = """
 import json, sys, time
 from pathlib import Path
-from typing import Any
 from tests.support.cluster.control_plane import running_cluster
-with running_cluster(Path(sys.argv[1])) as cluster:
-    print(json.dumps(cluster.pids()), flush=True)
+from tests.support.cluster.prometheus import running_prometheus
+work = Path(sys.argv[1])
+with running_cluster(work) as cluster, running_prometheus(work / "prom", cluster) as prom:
+    print(json.dumps([*cluster.pids(), prom.process.popen.pid]), flush=True)
     time.sleep(600)
 """
 
@@ -100,8 +102,10 @@ def test_namespaces_enforce_the_restricted_pod_security_standard(
     assert "allowPrivilegeEscalation != false" in refused.stderr, refused.stderr
 
 
-def test_a_killed_test_run_leaves_no_component_running(cluster: Cluster, tmp_path: Path) -> None:
-    # `cluster` first: the binaries exist, so the holder only starts processes.
+def test_a_killed_test_run_leaves_no_component_running(
+    cluster: Cluster, prometheus: Prometheus, tmp_path: Path
+) -> None:
+    # The fixtures first: the binaries exist, so the holder only starts processes.
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(tmp_path)],
         cwd=ROOT,
@@ -116,7 +120,7 @@ def test_a_killed_test_run_leaves_no_component_running(cluster: Cluster, tmp_pat
             f"the holder exited {holder.wait()}: {holder.stderr.read() if holder.stderr else ''}"
         )
         pids = json.loads(line)
-        assert len(pids) == 6 and all(_alive(p) for p in pids)
+        assert len(pids) == 7 and all(_alive(p) for p in pids)
     finally:
         holder.send_signal(signal.SIGKILL)  # no finaliser, no atexit: only the kernel
         holder.wait()
