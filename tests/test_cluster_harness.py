@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.cluster.build import PINS, Versions
+from tests.support.cluster.build import (
+    PINS,
+    ClusterBuildError,
+    Versions,
+    ensure_prometheus,
+    prometheus_binary,
+)
 from tests.support.cluster.control_plane import crd_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +35,13 @@ def test_every_cluster_pin_is_used() -> None:
     pins = yaml.safe_load(PINS.read_text())
     assert unused_cluster_pins(pins) == []
     versions = Versions.from_pins()
-    # Each version reaches the cache key, so a bump never reuses old binaries.
+    # Each version reaches the cache key of what it builds, so a bump never
+    # reuses old binaries; Prometheus has its own, so bumping it (or the
+    # control plane) never rebuilds the other.
     for name in (f.name for f in fields(Versions)):
-        assert getattr(versions, name) in versions.key, name
+        key = versions.prometheus_key if name == "prometheus" else versions.key
+        assert getattr(versions, name) in key, name
+    assert versions.prometheus not in versions.key
     assert versions.argo_rollouts == str(pins["tools"]["argo_rollouts"])
     assert crd_dir(versions).is_dir(), "vendored CRDs must follow tools.argo_rollouts"
 
@@ -92,6 +102,21 @@ def test_unobtainable_binaries_are_a_clear_error(tmp_path: Path) -> None:
     # Which download failed (the first step fetches kwok's stage files), and Go's reason.
     assert f"download sigs.k8s.io/kwok@{Versions.from_pins().kwok} failed" in done.stderr
     assert "module lookup disabled by GOPROXY=off" in done.stderr
+
+
+def test_unobtainable_prometheus_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLIPWAY_CLUSTER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "modcache"))
+    monkeypatch.setenv("GOPROXY", "off")
+    versions = Versions.from_pins()
+    with pytest.raises(ClusterBuildError) as raised:
+        ensure_prometheus(versions)
+    message = str(raised.value)
+    assert f"download github.com/prometheus/prometheus@{versions.prometheus} failed" in message
+    assert "module lookup disabled by GOPROXY=off" in message
+    assert not prometheus_binary(versions).exists()
 
 
 def test_missing_go_is_a_clear_error(tmp_path: Path) -> None:

@@ -194,6 +194,15 @@ def upstream(tmp_path_factory: pytest.TempPathFactory, serve: Any) -> dict[str, 
         ],
         "etcd-io/etcd": [("v3.6.16", "2026-06-01", True), ("v3.7.0", "2026-08-01", True)],
         "kubernetes-sigs/kwok": [("v0.8.0", "2026-06-01", True)],
+        # Each release tagged twice: v3.X.Y and its Go module version v0.3XX.Y.
+        "prometheus/prometheus": [
+            ("v3.16.0", "2026-06-01", True),
+            ("v0.316.0", "2026-06-01", True),
+            ("v3.16.1", "2026-07-01", True),
+            ("v0.316.1", "2026-07-01", True),
+            ("v3.17.0", "2026-08-01", True),
+            ("v0.317.0", "2026-08-01", True),
+        ],
     }.items():
         up.repo(name, [(tag, f"{day}T00:00:00+00:00", annotated) for tag, day, annotated in tags])
 
@@ -493,6 +502,22 @@ cluster:
     pins.write_text(text.replace('"1.34"', '"1.35"'), encoding="utf-8")
     result = run_pins("check", "--pins", str(pins), "--only", "cluster", env=upstream["env"])
     assert "cluster.kubernetes: must be a 1.35 release (tools.kubernetes_min)" in result.stdout
+
+
+def test_prometheus_pin_compares_go_module_versions_only(
+    upstream: dict[str, Any], tmp_path: Path
+) -> None:
+    """Prometheus is pinned as its Go module (v0.316.0): its release tags
+    (v3.16.0) are a different spelling of the same versions, never newer ones."""
+    pins = tmp_path / "pins.yml"
+    pins.write_text('tools:\n  kubernetes_min: "1.34"\ncluster:\n  prometheus: v0.316.0\n')
+    result = run_pins("update", "--pins", str(pins), "--only", "cluster", env=upstream["env"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "prometheus: v0.316.1" in pins.read_text(encoding="utf-8")
+    result = run_pins("check", "--pins", str(pins), "--only", "cluster", env=upstream["env"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cluster.prometheus: v0.317.0 is a newer minor" in result.stdout, result.stdout
+    assert "v3." not in result.stdout
 
 
 # --- the real pins.yml -------------------------------------------------------------

@@ -134,6 +134,16 @@ INTENDED: tuple[Intended, ...] = (
         "issue 10: TypeScript + golang-migrate ships (plain SQL migrations, Prisma as client)",
         {"migration_tool": "golang-migrate", "stack": "typescript"},
     ),
+    Intended(
+        "deploy/base/analysis.yaml",
+        "Prometheus queries: probes and scrapes are not traffic; an all-5xx version measures 0",
+        {"analysis_provider": "prometheus"},
+    ),
+    Intended(
+        "README.md",
+        "the scrape job the Prometheus analysis needs, spelled out",
+        {"analysis_provider": "prometheus"},
+    ),
 )
 
 

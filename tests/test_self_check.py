@@ -201,6 +201,27 @@ def test_network_job_runs_exactly_what_ci_run_deselects() -> None:
     assert '-m "$(SLIPWAY_PYTEST_MARKERS)"' in makefile
 
 
+def test_only_a_run_that_selects_cluster_tests_builds_the_cluster() -> None:
+    """The network job has no cluster cache and selects no cluster test: .ci/run
+    builds the cluster (7-15 min cold) only when pytest collects one of them."""
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    guard = '.venv/bin/pytest --collect-only -q -m "$SLIPWAY_PYTEST_MARKERS" tests/cluster'
+    assert ci_run.count(guard) == 1 and ci_run.count("make cluster") == 1
+    assert (
+        ci_run.index('export SLIPWAY_PYTEST_MARKERS="not needs_network"')
+        < ci_run.index(guard)
+        < ci_run.index("  0) make cluster ;;")
+    )
+    # What the guard sees for each job's selection: pytest's exit 5 is "none".
+    for markers, code in (("needs_network", 5), ("not needs_network", 0)):
+        pytest_ = str(ROOT / ".venv" / "bin" / "pytest")
+        done = run([pytest_, "--collect-only", "-q", "-m", markers, "tests/cluster"])
+        assert done.returncode == code, (markers, done.stdout[-2000:], done.stderr[-2000:])
+    # The job that builds it restores it from the cache.
+    test_steps = load("template.yml")["jobs"]["test"]["steps"]
+    assert any(str(s.get("uses", "")).startswith("actions/cache") for s in test_steps)
+
+
 def test_pins_workflow_runs_weekly_and_on_demand() -> None:
     wf = load("pins.yml")
     on = wf[True]

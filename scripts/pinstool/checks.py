@@ -161,6 +161,8 @@ def check_cluster(config: Config, name: str, pinned: str, kubernetes_min: str) -
     if pinned_key is None:
         raise ValueError(f"cluster.{name} must be a release version like v1.2.3, not {pinned!r}")
     tags = gitrefs.remote_tags(repo_url(config, source.repo))
+    if source.same_major:
+        tags = {t: sha for t, sha in tags.items() if (stable_key(t) or ())[:1] == pinned_key[:1]}
     newest = newest_stable(tags, like=pinned)
     if newest is None:
         raise SourceError(f"{source.repo}: no stable vX.Y.Z tag")

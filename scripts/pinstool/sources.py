@@ -26,6 +26,9 @@ class Npm:
 class GitTags:
     repo: str  # owner/name under the git base URL
     prefix: str = ""  # before the optional `v`: `go`, `kustomize/`
+    # Cluster pins: only tags of the pinned major count, for a repository that
+    # tags each release twice (v3.16.0 and its Go module version v0.316.0).
+    same_major: bool = False
 
 
 Source = Pypi | GitTags | Npm
@@ -70,6 +73,8 @@ CLUSTER_SOURCES: dict[str, GitTags] = {
     "kubernetes": GitTags("kubernetes/kubernetes"),
     "etcd": GitTags("etcd-io/etcd"),
     "kwok": GitTags("kubernetes-sigs/kwok"),
+    # Pinned as its Go module version: release v3.16.0 is also tagged v0.316.0.
+    "prometheus": GitTags("prometheus/prometheus", same_major=True),
 }
 
 # Chosen by policy, not the newest of anything: never reported as stale.

@@ -100,3 +100,23 @@ def assert_aborted_and_undone(
     assert project.rollout_image() == stable, explain(done, project)
     wait_healthy(project)
     assert project.selected_image(service) == stable
+
+
+def assert_aborted_by_the_controller(
+    project: DeployProject, done: subprocess.CompletedProcess[str]
+) -> list[str]:
+    """The controller itself aborted the rollout because an analysis failed
+    (before the script's own `abort`, which adds no reason): its RolloutAborted
+    event names the metric, and the plugin's watch printed the aborted state.
+    Returns the event messages."""
+    events = project.get(
+        "events",
+        "--field-selector",
+        f"involvedObject.kind=Rollout,involvedObject.name={project.app},reason=RolloutAborted",
+    )["items"]
+    messages = [str(e["message"]) for e in events]
+    assert any(
+        m.startswith("Rollout aborted update to revision ") and ': Metric "' in m for m in messages
+    ), f"RolloutAborted events: {messages}\n" + explain(done, project)
+    assert "Degraded - RolloutAborted" in done.stdout, explain(done, project)
+    return messages

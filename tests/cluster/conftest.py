@@ -22,9 +22,10 @@ import yaml
 from extensions.slipway import derive, load_pins
 from tests.conformance.service import RunningService, run_service
 from tests.conftest import PreparedFn, RenderFn
-from tests.support.cluster.build import ClusterBuildError, ensure_binaries
+from tests.support.cluster.build import ClusterBuildError, ensure_binaries, ensure_prometheus
 from tests.support.cluster.control_plane import Cluster, running_cluster
 from tests.support.cluster.project import AnalysisTargets, DeployProject
+from tests.support.cluster.prometheus import Prometheus, running_prometheus
 from tests.support.postgres import PostgresServer
 
 
@@ -39,6 +40,20 @@ def cluster() -> Iterator[Cluster]:
     with (
         tempfile.TemporaryDirectory(prefix="slipway-cluster-", ignore_cleanup_errors=True) as tmp,
         running_cluster(Path(tmp)) as running,
+    ):
+        yield running
+
+
+@pytest.fixture(scope="session")
+def prometheus(cluster: Cluster) -> Iterator[Prometheus]:
+    """A real Prometheus discovering the cluster's pods (tests route their namespace)."""
+    try:
+        ensure_prometheus()
+    except ClusterBuildError as error:
+        pytest.fail(f"the suite's Prometheus cannot be built: {error}", pytrace=False)
+    with (
+        tempfile.TemporaryDirectory(prefix="slipway-prom-", ignore_cleanup_errors=True) as tmp,
+        running_prometheus(Path(tmp), cluster) as running,
     ):
         yield running
 
@@ -87,6 +102,8 @@ BLUE_GREEN = {
     "migration_runner": "job",
 }
 CANARY = {**BLUE_GREEN, "deploy_strategy": "canary", "traffic_router": "none"}
+# Background success rate and step latency, both from Prometheus.
+PROMETHEUS_CANARY = {**CANARY, "analysis_provider": "prometheus"}
 
 
 @pytest.fixture

@@ -8,6 +8,10 @@ published modules of the same release, and built there.
 The binaries are cached outside the repository, keyed on the pinned versions
 (`cluster` and `tools.argo_rollouts` in extensions/pins.yml) and this recipe's
 revision, in $SLIPWAY_CLUSTER_CACHE or ~/.cache/slipway/cluster/<key>/bin.
+Prometheus (for the Prometheus analysis provider's tests) has a key of its
+own, so bumping it never rebuilds Kubernetes and the other way round; it is
+a plain `go install` of its Go module (which has no local replaces), with
+only the Kubernetes service discovery compiled in.
 Each binary is moved into place only once complete, so an interrupted build
 resumes where it stopped. Run `python -m tests.support.cluster.build` to
 build ahead of the tests (.ci/run does, so the slow step shows its output).
@@ -35,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PINS = ROOT / "extensions" / "pins.yml"
 # Bump when the way binaries are built changes, so old caches are not reused.
 RECIPE = 1
+PROMETHEUS_RECIPE = 1
 CACHE_ENV = "SLIPWAY_CLUSTER_CACHE"
 
 
@@ -48,6 +53,7 @@ class Versions:
     etcd: str  # v3.6.16
     kwok: str  # v0.8.0
     argo_rollouts: str  # 1.9.1 (no leading v, as tools.argo_rollouts spells it)
+    prometheus: str  # v0.316.0: the Go module version of Prometheus 3.16.0
 
     @classmethod
     def from_pins(cls, path: Path = PINS) -> Versions:
@@ -57,6 +63,7 @@ class Versions:
             etcd=str(pins["cluster"]["etcd"]),
             kwok=str(pins["cluster"]["kwok"]),
             argo_rollouts=str(pins["tools"]["argo_rollouts"]),
+            prometheus=str(pins["cluster"]["prometheus"]),
         )
 
     @property
@@ -65,6 +72,10 @@ class Versions:
             f"k8s-{self.kubernetes}_etcd-{self.etcd}_kwok-{self.kwok}"
             f"_rollouts-v{self.argo_rollouts}_r{RECIPE}"
         )
+
+    @property
+    def prometheus_key(self) -> str:
+        return f"prometheus-{self.prometheus}_r{PROMETHEUS_RECIPE}"
 
     def staging(self) -> str:
         """The v0.x version the Kubernetes staging modules are published at (v1.34.2 -> v0.34.2)."""
@@ -82,9 +93,16 @@ BINARIES = (
 )
 
 
+def _cache_base() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or str(Path.home() / ".cache" / "slipway" / "cluster"))
+
+
 def cache_dir(versions: Versions) -> Path:
-    base = os.environ.get(CACHE_ENV) or str(Path.home() / ".cache" / "slipway" / "cluster")
-    return Path(base) / versions.key
+    return _cache_base() / versions.key
+
+
+def prometheus_binary(versions: Versions) -> Path:
+    return _cache_base() / versions.prometheus_key / "bin" / "prometheus"
 
 
 def bin_dir(versions: Versions) -> Path:
@@ -289,17 +307,21 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _require_go(what: str, where: Path) -> None:
+    if shutil.which("go") is None:
+        raise ClusterBuildError(
+            f"Go is not installed: {what} is built from the Go module proxy. "
+            f"Install Go, or put the prebuilt binaries in {where}."
+        )
+
+
 def ensure_binaries(versions: Versions | None = None) -> Path:
     """The directory holding every binary, building what is missing. Raises ClusterBuildError."""
     versions = versions or Versions.from_pins()
     bins = bin_dir(versions)
     if not missing(versions):
         return bins
-    if shutil.which("go") is None:
-        raise ClusterBuildError(
-            "Go is not installed: the suite's Kubernetes control plane is built from the Go module "
-            f"proxy. Install Go, or put prebuilt {', '.join(BINARIES)} in {bins}."
-        )
+    _require_go(f"the suite's Kubernetes control plane ({', '.join(BINARIES)})", bins)
     key_dir = cache_dir(versions)
     with _locked(key_dir.with_name(key_dir.name + ".lock")):
         if not missing(versions):  # another process built them while we waited
@@ -319,13 +341,56 @@ def ensure_binaries(versions: Versions | None = None) -> Path:
     return bins
 
 
+# Only the Kubernetes service discovery the tests use: the other providers'
+# SDKs (clouds, Consul, ...) would triple the build. No UI assets either (the
+# `builtinassets` tag stays off): the tests need the HTTP API only.
+PROMETHEUS_TAGS = "remove_all_sd,enable_kubernetes_sd"
+
+
+def ensure_prometheus(versions: Versions | None = None) -> Path:
+    """The pinned Prometheus server binary, built if missing. Raises ClusterBuildError."""
+    versions = versions or Versions.from_pins()
+    target = prometheus_binary(versions)
+    if target.is_file():
+        return target
+    _require_go("Prometheus (the Prometheus analysis tests' server)", target.parent)
+    key_dir = target.parent.parent
+    with _locked(key_dir.with_name(key_dir.name + ".lock")):
+        if target.is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _log(f"building prometheus {versions.prometheus} into {target.parent} (cold: a few min)")
+        with tempfile.TemporaryDirectory(prefix="src-", dir=key_dir) as tmp:
+            work = Path(tmp)
+            env = _go_env(work)
+            # `go install module@version` builds it as released: -mod only applies to a
+            # main module, which an install outside one does not have.
+            env["GOFLAGS"] = env["GOFLAGS"].replace("-mod=mod ", "")
+            env["GOBIN"] = str(work / "bin")
+            module = f"github.com/prometheus/prometheus@{versions.prometheus}"
+            info = _run(["go", "mod", "download", "-json", module], work, env, f"download {module}")
+            release = (Path(json.loads(info)["Dir"]) / "VERSION").read_text().strip()
+            ldflags = f"-s -w -X github.com/prometheus/common/version.Version={release}"
+            package = f"github.com/prometheus/prometheus/cmd/prometheus@{versions.prometheus}"
+            _run(
+                ["go", "install", "-tags", PROMETHEUS_TAGS, "-ldflags", ldflags, package],
+                work,
+                env,
+                "build prometheus",
+            )
+            (work / "bin" / "prometheus").replace(target)
+    return target
+
+
 def main() -> int:
     try:
         bins = ensure_binaries()
+        prometheus = ensure_prometheus()
     except ClusterBuildError as error:
         print(f"cluster binaries unavailable: {error}", file=sys.stderr)
         return 1
     print(bins)
+    print(prometheus.parent)
     return 0
 
 

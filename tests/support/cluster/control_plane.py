@@ -58,7 +58,7 @@ class ClusterError(RuntimeError):
     """A component failed to start or died; the message carries its log tail."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Runs in the child between fork and exec: SIGKILL it when the test
     # process dies, however it dies.
     libc = ctypes.CDLL(None, use_errno=True)
@@ -146,7 +146,7 @@ class Cluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         process = Process(name, popen, log)
         self.processes.append(process)

@@ -6,7 +6,10 @@ the overlay's service-owned custom component (deploy/overlays/<env>/custom/):
 - the web analysis calls a local instance of the generated service instead of
   `<service>.<namespace>.svc.cluster.local` (the controller runs on the host,
   where cluster DNS does not resolve, and kwok pods run nothing);
-- measurement intervals and timed canary pauses are seconds, not minutes.
+- the Prometheus analysis queries the suite's Prometheus (its
+  `prometheus-address` argument), queries unchanged;
+- measurement intervals, the Prometheus metrics' initial delay and timed
+  canary pauses are seconds, not minutes.
 
 Counts, failure limits, success conditions, steps and promotion gates stay as
 generated. The namespace line of the overlay is the test's own namespace, so
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,10 @@ from tests.support.cluster.control_plane import Cluster
 # in tests (the generated values are 15 s-1 min and 1-5 min).
 INTERVAL = "2s"
 PAUSE = "3s"
+# The Prometheus metrics' initialDelay (generated: 2m, one full query window):
+# long enough for Prometheus to discover the new pods (its discovery batches
+# updates every 5 s) and scrape them twice, the least `rate()` needs.
+PROMETHEUS_DELAY = "8s"
 # kwok's chaos stage fails a running pod carrying this label.
 KWOK_FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 MAKE_TIMEOUT = 420.0
@@ -54,6 +62,7 @@ class DeployProject:
     cluster: Cluster
     targets: AnalysisTargets
     app: str = ""
+    prometheus: str | None = None  # URL of the suite's Prometheus, for its analysis
     _custom: dict[str, Any] = field(default_factory=dict)
     _pauses: list[int] = field(default_factory=list)
 
@@ -68,26 +77,39 @@ class DeployProject:
         assert count == 1, f"{overlay} has no single namespace line"
         overlay.write_text(text)
         self._custom = yaml.safe_load(self._custom_path().read_text())
-        rollout = self._built_rollout()
+        rollout = self.built_rollout()
         steps = rollout["spec"]["strategy"].get("canary", {}).get("steps", [])
         self._pauses = [i for i, s in enumerate(steps) if s.get("pause", {}).get("duration")]
         # What the team creates in each namespace before the first deploy (README).
-        self.cluster.kubectl("create", "namespace", self.namespace)
+        self._create_namespace()
         self.cluster.kubectl(
             "create", "secret", "generic", f"{self.app}-database", "-n", self.namespace,
             "--from-literal=url=postgresql://app@db.invalid:5432/app",
         )  # fmt: skip
         self.analyse_with(self.targets.healthy)
 
+    def _create_namespace(self) -> None:
+        """The generated README's own commands that create and label a namespace
+        (the `restricted` Pod Security Standard enforced), run for this test's."""
+        staging = f"{self.app}-staging"
+        pattern = re.compile(rf"kubectl (create|label) namespace {re.escape(staging)} ")
+        readme = (self.root / "README.md").read_text()
+        commands = [line for line in readme.splitlines() if pattern.match(line + " ")]
+        assert [c.split()[1] for c in commands] == ["create", "label"], commands
+        for command in commands:
+            argv = shlex.split(command.replace(staging, self.namespace))
+            self.cluster.kubectl(*argv[1:])
+
     def _custom_path(self) -> Path:
         return self.root / "deploy" / "overlays" / self.env / "custom" / "kustomization.yaml"
 
-    def _built_rollout(self) -> dict[str, Any]:
+    def built_rollout(self) -> dict[str, Any]:
         out = self.run_script("manifests", self.env).stdout
         return next(d for d in yaml.safe_load_all(out) if d and d["kind"] == "Rollout")
 
     def analyse_with(self, base_url: str) -> None:
-        """Point every web metric of the AnalysisTemplates at `base_url` (path kept)."""
+        """Point every web metric of the AnalysisTemplates at `base_url` (path kept),
+        and every Prometheus metric at `self.prometheus` (when set)."""
         patches = list(self._custom.get("patches") or [])
         analysis = self.root / "deploy" / "base" / "analysis.yaml"
         for template in yaml.safe_load_all(analysis.read_text()):
@@ -106,8 +128,25 @@ class DeployProject:
                             "value": url,
                         }
                     )
+                if "prometheus" in metric["provider"] and "initialDelay" in metric:
+                    ops.append(
+                        {
+                            "op": "replace",
+                            "path": f"/spec/metrics/{i}/initialDelay",
+                            "value": PROMETHEUS_DELAY,
+                        }
+                    )
                 ops.append(
                     {"op": "replace", "path": f"/spec/metrics/{i}/interval", "value": INTERVAL}
+                )
+            args = [a["name"] for a in template["spec"].get("args", [])]
+            if self.prometheus and "prometheus-address" in args:
+                ops.append(
+                    {
+                        "op": "replace",
+                        "path": f"/spec/args/{args.index('prometheus-address')}/value",
+                        "value": self.prometheus,
+                    }
                 )
             name = template["metadata"]["name"]
             patches.append(
