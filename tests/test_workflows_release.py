@@ -218,8 +218,75 @@ def no_make_command_line_values(r: Rendered) -> Iterator[str]:
             yield f"{where}: `{found}...` passes a value on make's command line"
 
 
+# --- 1, runner mode: the service's code runs before any credential exists -------
+
+# Steps that sign in to a cloud, log in to a registry or write a kubeconfig.
+CREDENTIAL_ACTIONS = {
+    "aws-actions/configure-aws-credentials",
+    "aws-actions/amazon-ecr-login",
+    "google-github-actions/auth",
+    "google-github-actions/get-gke-credentials",
+    "Azure/login",
+    "Azure/aks-set-context",
+    "Azure/k8s-set-context",
+    "docker/login-action",
+}
+CREDENTIAL_COMMANDS = re.compile(r"update-kubeconfig|az acr login|docker login|kubelogin")
+# The service's dependencies (the setup action runs `make setup`) and its code.
+SERVICE_TARGETS = {"setup", "migrate"}
+
+
+def runs_service_code(step: dict[str, Any]) -> bool:
+    if uses(step) == "./.github/actions/setup":
+        return True
+    targets = re.findall(r"(?<![\w-])make\s+([a-z][\w-]*)", str(step.get("run", "")))
+    return bool(SERVICE_TARGETS & set(targets))
+
+
+def holds_credentials(step: dict[str, Any]) -> bool:
+    text = yaml.safe_dump(step)
+    return (
+        uses(step) in CREDENTIAL_ACTIONS
+        or bool(CREDENTIAL_COMMANDS.search(str(step.get("run", ""))))
+        or "secrets." in text
+        or "github.token" in text
+    )
+
+
+def service_code_before_credentials(r: Rendered) -> Iterator[str]:
+    risky = False
+    for wf in (p.stem for p in r.workflow_files()):
+        for name, job in jobs(r, wf).items():
+            all_steps = steps(job)
+            service = [i for i, s in enumerate(all_steps) if runs_service_code(s)]
+            if not service:
+                continue
+            for i in service:
+                secrets = set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(all_steps[i])))
+                if secrets - {"DATABASE_URL"}:
+                    yield f"{wf}/{name}: step {i} runs the service's code with {sorted(secrets)}"
+            credentialed = [
+                i for i, s in enumerate(all_steps) if holds_credentials(s) and i not in service
+            ]
+            if credentialed and credentialed[0] < service[-1]:
+                first = all_steps[credentialed[0]].get("name")
+                yield f"{wf}/{name}: the service's code runs after {first!r} signed in"
+            if (job.get("permissions") or {}).get("id-token") == "write":
+                risky = True
+    if risky:
+        # One job (the environment's lock) keeps id-token: write for every
+        # step: the generated docs must say so and name the way out.
+        readme = " ".join((r.root / "README.md").read_text().split())
+        pipeline = " ".join((r.root / "docs" / "pipeline.md").read_text().split())
+        if "(`id-token: write` applies to every step of a job)" not in readme:
+            yield "the README does not state the runner migration's residual OIDC risk"
+        if "Residual risk of migrating from the runner" not in pipeline:
+            yield "docs/pipeline.md does not state the runner migration's residual risk"
+
+
 CHECKERS: list[Checker] = [
     one_lock_per_environment,
+    service_code_before_credentials,
     sbom_without_signing_rights,
     release_build_without_shared_cache,
     rollback_from_main_only,
@@ -270,6 +337,13 @@ KUBELOGIN_RUN = "use-kubelogin: " + '"true"'
 SPLIT_JOB = "  migrate-staging:\n    runs-on: ubuntu-24.04\n    steps:\n"
 AKS_DOCKERHUB = {"registry": "dockerhub", "cluster": "aks", "migration_runner": "job"}
 EKS_GHCR = {"registry": "ghcr", "cluster": "eks", "migration_runner": "job"}
+ECR_EKS_RUNNER = {"registry": "ecr", "cluster": "eks", "migration_runner": "runner"}
+SETUP_STEP = "      - name: Set up the toolchain\n        uses: ./.github/actions/setup\n"
+SIGN_IN_AWS = (
+    "      - name: Sign in to AWS (OIDC)\n"
+    "        uses: aws-actions/configure-aws-credentials@v6\n"
+    "        with:\n          role-to-assume: ${{ vars.AWS_ROLE_ARN }}\n"
+)
 
 PLANTED: list[tuple[Checker, dict[str, Any], dict[str, list[tuple[str, str]]]]] = [
     # The migration gate back in a job of its own, with its own group.
@@ -277,6 +351,18 @@ PLANTED: list[tuple[Checker, dict[str, Any], dict[str, list[tuple[str, str]]]]] 
         one_lock_per_environment,
         EKS_GHCR,
         {DEPLOY: [("      - name: Migrate staging", SPLIT_JOB + "      - name: Migrate staging")]},
+    ),
+    # The cloud sign-in back before `make setup` and `make migrate`.
+    (
+        service_code_before_credentials,
+        ECR_EKS_RUNNER,
+        {DEPLOY: [(SETUP_STEP, SIGN_IN_AWS + SETUP_STEP)]},
+    ),
+    # The same job without the documented residual risk.
+    (
+        service_code_before_credentials,
+        ECR_EKS_RUNNER,
+        {"docs/pipeline.md": [("Residual risk of migrating from the runner", "Note")]},
     ),
     # The SBOM tool back in a job that can mint OIDC tokens.
     (
