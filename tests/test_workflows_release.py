@@ -39,6 +39,12 @@ def jobs(r: Rendered, workflow: str) -> dict[str, dict[str, Any]]:
     return dict(r.workflow(workflow)["jobs"])
 
 
+def workflows(r: Rendered) -> list[str]:
+    """Every generated workflow, template-update.yml included (not only
+    combos.WORKFLOWS, the release path's)."""
+    return [p.stem for p in r.workflow_files()]
+
+
 def uses(step: dict[str, Any]) -> str:
     return str(step.get("uses", "")).split("@")[0]
 
@@ -85,7 +91,7 @@ FIRST_PARTY = re.compile(r"^actions/")
 
 
 def sbom_without_signing_rights(r: Rendered) -> Iterator[str]:
-    for wf in WORKFLOWS:
+    for wf in workflows(r):
         for name, job in jobs(r, wf).items():
             perms = job.get("permissions") or {}
             signs = perms.get("id-token") == "write"
@@ -164,7 +170,7 @@ def aks_through_entra_id(r: Rendered) -> Iterator[str]:
 def dockerhub_tokens_scoped(r: Rendered) -> Iterator[str]:
     if r.answer("registry") != "dockerhub":
         return
-    for wf in WORKFLOWS:
+    for wf in workflows(r):
         for name, job in jobs(r, wf).items():
             text = yaml.safe_dump(job)
             if "secrets.DOCKERHUB_TOKEN" in text and (wf, job.get("environment")) != (
@@ -183,7 +189,7 @@ def dockerhub_tokens_scoped(r: Rendered) -> Iterator[str]:
 
 
 def kubectl_installed_by_hash(r: Rendered) -> Iterator[str]:
-    for wf in WORKFLOWS:
+    for wf in workflows(r):
         for name, job in jobs(r, wf).items():
             for step in steps(job):
                 run = str(step.get("run", ""))
@@ -210,7 +216,7 @@ def make_assignments(script: str) -> list[str]:
 
 def no_make_command_line_values(r: Rendered) -> Iterator[str]:
     scripts = [
-        (f"{wf}/{n}", s) for wf in WORKFLOWS for n, j in jobs(r, wf).items() for s in runs(j)
+        (f"{wf}/{n}", s) for wf in workflows(r) for n, j in jobs(r, wf).items() for s in runs(j)
     ]
     scripts += [("setup action", str(s.get("run", ""))) for s in r.setup_action()["runs"]["steps"]]
     for where, script in scripts:
@@ -255,7 +261,7 @@ def holds_credentials(step: dict[str, Any]) -> bool:
 
 def service_code_before_credentials(r: Rendered) -> Iterator[str]:
     risky = False
-    for wf in (p.stem for p in r.workflow_files()):
+    for wf in workflows(r):
         for name, job in jobs(r, wf).items():
             all_steps = steps(job)
             service = [i for i, s in enumerate(all_steps) if runs_service_code(s)]
@@ -304,6 +310,7 @@ def test_every_combo_holds(rendered: list[Rendered], checker: Checker) -> None:
 
 
 def test_every_finding_is_checked_on_a_combo_that_has_it(rendered: list[Rendered]) -> None:
+    assert set(workflows(rendered[0])) == {*WORKFLOWS, "template-update"}
     # The AKS and Docker Hub checkers only look at their combos: make sure
     # the matrix renders them, with both migration runners.
     answers = [
@@ -401,6 +408,16 @@ PLANTED: list[tuple[Checker, dict[str, Any], dict[str, list[tuple[str, str]]]]] 
         no_make_command_line_values,
         EKS_GHCR,
         {DEPLOY: [("run: make deploy\n", 'run: make deploy ENV=staging IMAGE="$IMAGE"\n')]},
+    ),
+    # The same in the update workflow, which the release path's list missed.
+    (
+        no_make_command_line_values,
+        EKS_GHCR,
+        {
+            ".github/workflows/template-update.yml": [
+                ("make --no-print-directory check-conflicts", "make check-conflicts REF=$LATEST")
+            ]
+        },
     ),
 ]
 
