@@ -130,9 +130,18 @@ def test_typecheck_and_lint_catch_planted_problems(scratch: Path, env: dict[str,
     result = run_make(scratch, "typecheck", env)
     assert result.returncode != 0 and "TS2322" in output(result), output(result)
 
+    # Formatted as prettier wants, so eslint (which runs first) must be what fails.
+    planted.write_text("export const answer: any = 42;\n")
+    result = run_make(scratch, "lint", env)
+    assert result.returncode != 0, output(result)
+    assert "@typescript-eslint/no-explicit-any" in output(result), output(result)
+    assert "prettier --check" not in output(result), "eslint let it through"
+
     planted.write_text("export const answer = 42\n")  # prettier wants a semicolon
     result = run_make(scratch, "lint", env)
-    assert result.returncode != 0 and "planted.ts" in output(result), output(result)
+    assert result.returncode != 0, output(result)
+    assert "prettier --check" in output(result), "eslint failed, not prettier"
+    assert "src/planted.ts" in output(result), output(result)
 
 
 def plant_lock_version(root: Path, name: str, version: str | None) -> None:
