@@ -93,9 +93,7 @@ def ownership_problems(project: Path, stack: Stack) -> list[str]:
 # Every available (migration tool, stack) pair: each brings its own tool
 # configs, scripts and migration folders.
 @pytest.mark.parametrize("key", sorted(STACKS))
-def test_every_platform_file_is_owned_and_service_files_are_not(
-    render: RenderFn, key: str
-) -> None:
+def test_every_platform_file_is_owned_and_service_files_are_not(render: RenderFn, key: str) -> None:
     stack = STACKS[key]
     assert ownership_problems(render(**stack.answers), stack) == []
 

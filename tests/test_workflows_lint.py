@@ -160,9 +160,9 @@ def test_every_zizmor_suppression_is_reasoned(rendered: list[Rendered]) -> None:
         if (found := unexplained_inline_suppressions(path.read_text()))
     }
     assert inline == {}
-    assert any(
-        INLINE_IGNORE.search(path.read_text()) for path in pipeline_files(rendered[0])
-    ), "no inline suppression left: the planted case below proves nothing"
+    assert any(INLINE_IGNORE.search(path.read_text()) for path in pipeline_files(rendered[0])), (
+        "no inline suppression left: the planted case below proves nothing"
+    )
 
 
 def test_a_bare_inline_suppression_is_reported(rendered: list[Rendered]) -> None:
