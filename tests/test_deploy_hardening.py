@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RenderFn
+from tests.support.combos import values
 from tests.support.deploy import ENVS, build, combo_id, load_docs, manifest_combos
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-manifests")]
@@ -141,6 +142,9 @@ def pdb_evicts_unhealthy_pods(built: Built) -> Iterator[str]:
 # --- 14. ephemeral storage bounded; the Job pulls like the Rollout ---------------------
 
 
+SECRET_REGISTRIES = ("ghcr", "dockerhub")
+
+
 def storage_and_pull_credentials(built: Built) -> Iterator[str]:
     for env in ENVS:
         pulls = {}
@@ -152,8 +156,14 @@ def storage_and_pull_credentials(built: Built) -> Iterator[str]:
                         yield f"{env} {kind}/{container['name']}: no ephemeral-storage {bound}"
         if "Job" in pulls and pulls["Job"] != pulls["Rollout"]:
             yield f"{env}: the Job pulls with {pulls['Job']}, the Rollout with {pulls['Rollout']}"
-        if not pulls.get("Rollout"):  # the combos render the default registry, GHCR
-            yield f"{env}: no image pull Secret for a private GHCR image"
+        # GHCR and Docker Hub images may be private: the pods pull with the
+        # Secret the README has the team create. Cloud registries are read
+        # with the nodes' identity: no Secret to create, none referenced.
+        registry = built.answers.get("registry", "ghcr")
+        if registry in SECRET_REGISTRIES and not pulls.get("Rollout"):
+            yield f"{env}: no image pull Secret for a private {registry} image"
+        if registry not in SECRET_REGISTRIES and any(pulls.values()):
+            yield f"{env}: {registry} images pull with the nodes' identity, not {pulls}"
 
 
 CHECKERS: list[Checker] = [
@@ -235,6 +245,34 @@ def test_the_checker_finds_a_planted_violation(
     good = builds[combo]
     assert list(checker(good)) == []
     assert list(checker(planted(good, edit))) != []
+
+
+def no_pull_secret(doc: dict[str, Any]) -> None:
+    if doc["kind"] in ("Rollout", "Job"):
+        doc["spec"]["template"]["spec"].pop("imagePullSecrets", None)
+
+
+def pull_secret(doc: dict[str, Any]) -> None:
+    if doc["kind"] in ("Rollout", "Job"):
+        doc["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": "registry"}]
+
+
+@pytest.mark.parametrize(
+    ("registry", "edit"), [("dockerhub", no_pull_secret), ("ecr", pull_secret)]
+)
+def test_the_pull_secret_follows_the_registry(
+    builds: dict[str, Built], registry: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    (good, *_) = [b for b in builds.values() if b.answers.get("registry") == registry]
+    assert list(storage_and_pull_credentials(good)) == []
+    assert list(storage_and_pull_credentials(planted(good, edit))) != []
+
+
+def test_every_registry_meets_both_runners_and_both_strategies() -> None:
+    # The registry decides the pull Secret of the Rollout and of the Job.
+    for other in ("migration_runner", "deploy_strategy"):
+        seen = {(a.get("registry", "ghcr"), a[other]) for a in COMBOS}
+        assert seen == {(r, v) for r in values("registry") for v in values(other)}, other
 
 
 @pytest.mark.parametrize(

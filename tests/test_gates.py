@@ -50,6 +50,33 @@ def test_the_service_contract_lists_the_makefile_contract() -> None:
     assert sorted(set(listed)) == sorted({*CONTRACT, *CONTRACT_GATES, "contract-diff"})
 
 
+def migrate_check_groups() -> dict[str, set[str]]:
+    """The contract's two kinds of `migrate-check`: tool names by kind."""
+    text = " ".join((ROOT / "docs" / "service-contract.md").read_text().split())
+    down = re.search(r"tools with down migrations \(([^)]*)\)", text)
+    forward = re.search(r"forward-only ones \(([^)]*)\)", text)
+    assert down and forward, "the contract no longer says what migrate-check does per tool"
+    return {
+        kind: {t.strip() for t in m[1].split(",")}
+        for kind, m in (("down", down), ("forward", forward))
+    }
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_the_contract_says_what_each_migrate_check_does(render: RenderFn, stack: str) -> None:
+    # Per (tool, stack): down then up again only where the tool has down
+    # migrations, as the rendered Makefile's own help says.
+    tool = STACKS[stack].tool
+    name = REGISTRY["migration_tools"][tool]["label"].split(" (")[0]
+    makefile = (render(**STACKS[stack].answers) / "Makefile").read_text()
+    help_ = re.search(r"^migrate-check:.*## (.*)$", makefile, re.M)
+    assert help_, f"{stack}: no migrate-check help line"
+    goes_down = bool(re.search(r"\bdown", help_[1]))
+    groups = migrate_check_groups()
+    assert name in groups["down" if goes_down else "forward"], (name, help_[1], groups)
+    assert name not in groups["forward" if goes_down else "down"]
+
+
 @pytest.mark.parametrize("stack", list(STACKS))
 def test_every_stack_makefile_keeps_the_contract(render: RenderFn, stack: str) -> None:
     targets = make_targets((render(**STACKS[stack].answers) / "Makefile").read_text())

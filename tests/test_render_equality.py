@@ -50,6 +50,18 @@ class Intended:
 
 
 INTENDED: tuple[Intended, ...] = (
+    *(
+        Intended(
+            path,
+            f"runner migrations run before any cloud sign-in (issue 12 gap): {why}",
+            {"migration_runner": "runner"},
+        )
+        for path, why in (
+            (".github/workflows/deploy.yml", "make setup and make migrate come first"),
+            ("README.md", "the residual OIDC risk"),
+            ("docs/pipeline.md", "the order and the residual risk"),
+        )
+    ),
     Intended("Makefile", "`make hooks-ci`: the hooks no other CI job runs"),
     Intended(".github/workflows/ci.yml", "the hooks job skips the linters other jobs run"),
     Intended(".pre-commit-config.yaml", "its header says where CI runs the linters"),

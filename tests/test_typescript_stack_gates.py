@@ -21,6 +21,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -130,9 +131,18 @@ def test_typecheck_and_lint_catch_planted_problems(scratch: Path, env: dict[str,
     result = run_make(scratch, "typecheck", env)
     assert result.returncode != 0 and "TS2322" in output(result), output(result)
 
+    # Formatted as prettier wants, so eslint (which runs first) must be what fails.
+    planted.write_text("export const answer: any = 42;\n")
+    result = run_make(scratch, "lint", env)
+    assert result.returncode != 0, output(result)
+    assert "@typescript-eslint/no-explicit-any" in output(result), output(result)
+    assert "prettier --check" not in output(result), "eslint let it through"
+
     planted.write_text("export const answer = 42\n")  # prettier wants a semicolon
     result = run_make(scratch, "lint", env)
-    assert result.returncode != 0 and "planted.ts" in output(result), output(result)
+    assert result.returncode != 0, output(result)
+    assert "prettier --check" in output(result), "eslint failed, not prettier"
+    assert "src/planted.ts" in output(result), output(result)
 
 
 def plant_lock_version(root: Path, name: str, version: str | None) -> None:
@@ -218,6 +228,52 @@ def test_migrate_check_fails_without_a_working_engine(
     assert result.returncode != 0, output(result)
     assert says in output(result)
     # the scratch database is gone, DATABASE_URL's own database untouched
+    assert databases(postgres) == before
+    assert tables(database_url) == []
+
+
+# A schema engine that applies the migrations itself (tables and finished
+# ledger rows, as `prisma migrate deploy` leaves them) and answers nothing,
+# like /bin/true: deploy looks done, so only the control that the engine
+# renders SQL for the schema stands between it and an empty, "clean" diff.
+DEPLOY_ONLY_ENGINE = """#!{python}
+import os, pathlib, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+    done = conn.execute("SELECT to_regclass('public._prisma_migrations')").fetchone()[0]
+    if done is None:
+        conn.execute(
+            "CREATE TABLE _prisma_migrations (id text PRIMARY KEY, checksum text NOT NULL,"
+            " finished_at timestamptz, migration_name text NOT NULL, logs text,"
+            " rolled_back_at timestamptz, started_at timestamptz NOT NULL DEFAULT now(),"
+            " applied_steps_count integer NOT NULL DEFAULT 0)"
+        )
+        for sql in sorted(pathlib.Path("prisma/migrations").glob("*/migration.sql")):
+            conn.execute(sql.read_text())
+            conn.execute(
+                "INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name)"
+                " VALUES (%s, '', now(), %s)",
+                (sql.parent.name, sql.parent.name),
+            )
+"""
+
+
+@pytest.mark.slow
+def test_migrate_check_refuses_an_engine_that_renders_no_sql(
+    prepared: Path,
+    env: dict[str, str],
+    database_url: str,
+    postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    engine = tmp_path / "schema-engine"
+    engine.write_text(DEPLOY_ONLY_ENGINE.format(python=sys.executable))
+    engine.chmod(0o755)
+    before = databases(postgres)
+    run_env = {**env, "DATABASE_URL": database_url, "PRISMA_SCHEMA_ENGINE_BINARY": str(engine)}
+    result = run_make(prepared, "migrate-check", run_env)
+    assert result.returncode != 0, output(result)
+    assert "prisma migrate diff rendered no SQL for prisma/schema.prisma" in output(result)
+    assert "recorded 0 of" not in output(result), "the stand-in's deploy did not look done"
     assert databases(postgres) == before
     assert tables(database_url) == []
 

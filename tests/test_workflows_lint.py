@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,6 +122,28 @@ def unexplained_suppressions(config: str) -> list[str]:
     return problems
 
 
+INLINE_IGNORE = re.compile(r"#\s*zizmor:\s*ignore\[([^\]]*)\]")
+
+
+def unexplained_inline_suppressions(text: str) -> list[str]:
+    """`# zizmor: ignore[...]` comments without a reason: the line above must
+    be a comment saying why (the pin comment on the same line is not one)."""
+    problems = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        for m in INLINE_IGNORE.finditer(line):
+            above = lines[i - 1].strip() if i else ""
+            if not above.startswith("#") or INLINE_IGNORE.search(above):
+                problems.append(f"line {i + 1}: ignore[{m[1]}]")
+    return problems
+
+
+def pipeline_files(r: Rendered) -> list[Path]:
+    """Every rendered workflow and action, where zizmor reads inline ignores."""
+    github = r.root / ".github"
+    return [*r.workflow_files(), *sorted((github / "actions").rglob("*.yml"))]
+
+
 def test_every_zizmor_suppression_is_reasoned(rendered: list[Rendered]) -> None:
     configs = {(r.root / ".github/zizmor.yml").read_text() for r in rendered}
     assert len(configs) == 1, "the zizmor config differs between combos"
@@ -129,6 +152,33 @@ def test_every_zizmor_suppression_is_reasoned(rendered: list[Rendered]) -> None:
     # The check itself: the same config with a bare suppression added.
     bare = config + "  secrets-outside-env:\n    ignore:\n      - deploy.yml\n"
     assert unexplained_suppressions(bare) == ["secrets-outside-env"]
+    # Inline suppressions, in every rendered workflow and action.
+    inline = {
+        f"{r.id}/{path.relative_to(r.root)}": found
+        for r in rendered
+        for path in pipeline_files(r)
+        if (found := unexplained_inline_suppressions(path.read_text()))
+    }
+    assert inline == {}
+    assert any(INLINE_IGNORE.search(path.read_text()) for path in pipeline_files(rendered[0])), (
+        "no inline suppression left: the planted case below proves nothing"
+    )
+
+
+def test_a_bare_inline_suppression_is_reported(rendered: list[Rendered]) -> None:
+    # The update workflow's one inline ignore, with its reason removed.
+    text = rendered[0].workflow_path("template-update").read_text()
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if INLINE_IGNORE.search(line))
+    while lines[at - 1].strip().startswith("#"):
+        del lines[at - 1]
+        at -= 1
+    assert unexplained_inline_suppressions("\n".join(lines)) == [
+        f"line {at + 1}: ignore[superfluous-actions]"
+    ]
+    assert unexplained_inline_suppressions("uses: x@y # v1  # zizmor: ignore[a]\n") == [
+        "line 1: ignore[a]"
+    ]
 
 
 def test_yamllint_strict(rendered: list[Rendered]) -> None:

@@ -39,6 +39,12 @@ def jobs(r: Rendered, workflow: str) -> dict[str, dict[str, Any]]:
     return dict(r.workflow(workflow)["jobs"])
 
 
+def workflows(r: Rendered) -> list[str]:
+    """Every generated workflow, template-update.yml included (not only
+    combos.WORKFLOWS, the release path's)."""
+    return [p.stem for p in r.workflow_files()]
+
+
 def uses(step: dict[str, Any]) -> str:
     return str(step.get("uses", "")).split("@")[0]
 
@@ -85,7 +91,7 @@ FIRST_PARTY = re.compile(r"^actions/")
 
 
 def sbom_without_signing_rights(r: Rendered) -> Iterator[str]:
-    for wf in WORKFLOWS:
+    for wf in workflows(r):
         for name, job in jobs(r, wf).items():
             perms = job.get("permissions") or {}
             signs = perms.get("id-token") == "write"
@@ -164,7 +170,7 @@ def aks_through_entra_id(r: Rendered) -> Iterator[str]:
 def dockerhub_tokens_scoped(r: Rendered) -> Iterator[str]:
     if r.answer("registry") != "dockerhub":
         return
-    for wf in WORKFLOWS:
+    for wf in workflows(r):
         for name, job in jobs(r, wf).items():
             text = yaml.safe_dump(job)
             if "secrets.DOCKERHUB_TOKEN" in text and (wf, job.get("environment")) != (
@@ -183,7 +189,7 @@ def dockerhub_tokens_scoped(r: Rendered) -> Iterator[str]:
 
 
 def kubectl_installed_by_hash(r: Rendered) -> Iterator[str]:
-    for wf in WORKFLOWS:
+    for wf in workflows(r):
         for name, job in jobs(r, wf).items():
             for step in steps(job):
                 run = str(step.get("run", ""))
@@ -210,7 +216,7 @@ def make_assignments(script: str) -> list[str]:
 
 def no_make_command_line_values(r: Rendered) -> Iterator[str]:
     scripts = [
-        (f"{wf}/{n}", s) for wf in WORKFLOWS for n, j in jobs(r, wf).items() for s in runs(j)
+        (f"{wf}/{n}", s) for wf in workflows(r) for n, j in jobs(r, wf).items() for s in runs(j)
     ]
     scripts += [("setup action", str(s.get("run", ""))) for s in r.setup_action()["runs"]["steps"]]
     for where, script in scripts:
@@ -218,8 +224,75 @@ def no_make_command_line_values(r: Rendered) -> Iterator[str]:
             yield f"{where}: `{found}...` passes a value on make's command line"
 
 
+# --- 1, runner mode: the service's code runs before any credential exists -------
+
+# Steps that sign in to a cloud, log in to a registry or write a kubeconfig.
+CREDENTIAL_ACTIONS = {
+    "aws-actions/configure-aws-credentials",
+    "aws-actions/amazon-ecr-login",
+    "google-github-actions/auth",
+    "google-github-actions/get-gke-credentials",
+    "Azure/login",
+    "Azure/aks-set-context",
+    "Azure/k8s-set-context",
+    "docker/login-action",
+}
+CREDENTIAL_COMMANDS = re.compile(r"update-kubeconfig|az acr login|docker login|kubelogin")
+# The service's dependencies (the setup action runs `make setup`) and its code.
+SERVICE_TARGETS = {"setup", "migrate"}
+
+
+def runs_service_code(step: dict[str, Any]) -> bool:
+    if uses(step) == "./.github/actions/setup":
+        return True
+    targets = re.findall(r"(?<![\w-])make\s+([a-z][\w-]*)", str(step.get("run", "")))
+    return bool(SERVICE_TARGETS & set(targets))
+
+
+def holds_credentials(step: dict[str, Any]) -> bool:
+    text = yaml.safe_dump(step)
+    return (
+        uses(step) in CREDENTIAL_ACTIONS
+        or bool(CREDENTIAL_COMMANDS.search(str(step.get("run", ""))))
+        or "secrets." in text
+        or "github.token" in text
+    )
+
+
+def service_code_before_credentials(r: Rendered) -> Iterator[str]:
+    risky = False
+    for wf in workflows(r):
+        for name, job in jobs(r, wf).items():
+            all_steps = steps(job)
+            service = [i for i, s in enumerate(all_steps) if runs_service_code(s)]
+            if not service:
+                continue
+            for i in service:
+                secrets = set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(all_steps[i])))
+                if secrets - {"DATABASE_URL"}:
+                    yield f"{wf}/{name}: step {i} runs the service's code with {sorted(secrets)}"
+            credentialed = [
+                i for i, s in enumerate(all_steps) if holds_credentials(s) and i not in service
+            ]
+            if credentialed and credentialed[0] < service[-1]:
+                first = all_steps[credentialed[0]].get("name")
+                yield f"{wf}/{name}: the service's code runs after {first!r} signed in"
+            if (job.get("permissions") or {}).get("id-token") == "write":
+                risky = True
+    if risky:
+        # One job (the environment's lock) keeps id-token: write for every
+        # step: the generated docs must say so and name the way out.
+        readme = " ".join((r.root / "README.md").read_text().split())
+        pipeline = " ".join((r.root / "docs" / "pipeline.md").read_text().split())
+        if "(`id-token: write` applies to every step of a job)" not in readme:
+            yield "the README does not state the runner migration's residual OIDC risk"
+        if "Residual risk of migrating from the runner" not in pipeline:
+            yield "docs/pipeline.md does not state the runner migration's residual risk"
+
+
 CHECKERS: list[Checker] = [
     one_lock_per_environment,
+    service_code_before_credentials,
     sbom_without_signing_rights,
     release_build_without_shared_cache,
     rollback_from_main_only,
@@ -237,6 +310,7 @@ def test_every_combo_holds(rendered: list[Rendered], checker: Checker) -> None:
 
 
 def test_every_finding_is_checked_on_a_combo_that_has_it(rendered: list[Rendered]) -> None:
+    assert set(workflows(rendered[0])) == {*WORKFLOWS, "template-update"}
     # The AKS and Docker Hub checkers only look at their combos: make sure
     # the matrix renders them, with both migration runners.
     answers = [
@@ -270,6 +344,13 @@ KUBELOGIN_RUN = "use-kubelogin: " + '"true"'
 SPLIT_JOB = "  migrate-staging:\n    runs-on: ubuntu-24.04\n    steps:\n"
 AKS_DOCKERHUB = {"registry": "dockerhub", "cluster": "aks", "migration_runner": "job"}
 EKS_GHCR = {"registry": "ghcr", "cluster": "eks", "migration_runner": "job"}
+ECR_EKS_RUNNER = {"registry": "ecr", "cluster": "eks", "migration_runner": "runner"}
+SETUP_STEP = "      - name: Set up the toolchain\n        uses: ./.github/actions/setup\n"
+SIGN_IN_AWS = (
+    "      - name: Sign in to AWS (OIDC)\n"
+    "        uses: aws-actions/configure-aws-credentials@v6\n"
+    "        with:\n          role-to-assume: ${{ vars.AWS_ROLE_ARN }}\n"
+)
 
 PLANTED: list[tuple[Checker, dict[str, Any], dict[str, list[tuple[str, str]]]]] = [
     # The migration gate back in a job of its own, with its own group.
@@ -277,6 +358,18 @@ PLANTED: list[tuple[Checker, dict[str, Any], dict[str, list[tuple[str, str]]]]] 
         one_lock_per_environment,
         EKS_GHCR,
         {DEPLOY: [("      - name: Migrate staging", SPLIT_JOB + "      - name: Migrate staging")]},
+    ),
+    # The cloud sign-in back before `make setup` and `make migrate`.
+    (
+        service_code_before_credentials,
+        ECR_EKS_RUNNER,
+        {DEPLOY: [(SETUP_STEP, SIGN_IN_AWS + SETUP_STEP)]},
+    ),
+    # The same job without the documented residual risk.
+    (
+        service_code_before_credentials,
+        ECR_EKS_RUNNER,
+        {"docs/pipeline.md": [("Residual risk of migrating from the runner", "Note")]},
     ),
     # The SBOM tool back in a job that can mint OIDC tokens.
     (
@@ -315,6 +408,16 @@ PLANTED: list[tuple[Checker, dict[str, Any], dict[str, list[tuple[str, str]]]]] 
         no_make_command_line_values,
         EKS_GHCR,
         {DEPLOY: [("run: make deploy\n", 'run: make deploy ENV=staging IMAGE="$IMAGE"\n')]},
+    ),
+    # The same in the update workflow, which the release path's list missed.
+    (
+        no_make_command_line_values,
+        EKS_GHCR,
+        {
+            ".github/workflows/template-update.yml": [
+                ("make --no-print-directory check-conflicts", "make check-conflicts REF=$LATEST")
+            ]
+        },
     ),
 ]
 

@@ -35,6 +35,7 @@ def manifest_combos() -> list[dict[str, str]]:
                     if router is not None:
                         answers["traffic_router"] = router
                     combos.append(answers)
+    combos += registry_rows(combos)
     # Other stacks change the Job's command and the pod's /tmp: every
     # strategy and router with the in-cluster Job.
     for stack in STACKS.values():
@@ -42,11 +43,31 @@ def manifest_combos() -> list[dict[str, str]]:
             combos += [
                 {**answers, **stack.answers}
                 for answers in combos
-                if not set(answers) & {"migration_tool", "stack"}
+                if not set(answers) & {"migration_tool", "stack", "registry"}
                 and answers["migration_runner"] == "job"
                 and answers["analysis_provider"] == "web"
             ]
     return combos
+
+
+def registry_rows(base: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows above render the default registry (GHCR). The registry decides
+    the pods' pull Secret (GHCR and Docker Hub need one, cloud registries pull
+    with the nodes' identity): each other registry with both migration runners
+    and both strategies, pairwise, on rows taken from `base` in turn."""
+    rows = []
+    strategies = values("deploy_strategy")
+    runners = values("migration_runner")
+    for i, registry in enumerate(values("registry")[1:]):
+        for j, runner in enumerate(runners):
+            strategy = strategies[(i + j) % len(strategies)]
+            picks = [
+                a
+                for a in base
+                if a["deploy_strategy"] == strategy and a["migration_runner"] == runner
+            ]
+            rows.append({**picks[i % len(picks)], "registry": registry})
+    return rows
 
 
 def combo_id(answers: dict[str, str]) -> str:
@@ -57,6 +78,7 @@ def combo_id(answers: dict[str, str]) -> str:
         "migration_runner",
         "migration_tool",
         "stack",
+        "registry",
     )
     return "-".join(answers[k] for k in keys if k in answers)
 
