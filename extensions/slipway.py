@@ -48,14 +48,26 @@ def load_pins(path: Path = PINS_FILE) -> dict[str, Any]:
 def load_rollout(path: Path = ROLLOUT_FILE) -> dict[str, Any]:
     """Canary steps per environment and analysis settings (extensions/rollout.yml)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not {"canary", "analysis", "blue_green"} <= set(data):
-        raise ValueError(f"{path}: expected `canary:`, `analysis:` and `blue_green:` mappings")
+    if not isinstance(data, dict) or not {"canary", "analysis", "deadlines", "blue_green"} <= set(
+        data
+    ):
+        raise ValueError(
+            f"{path}: expected `canary:`, `analysis:`, `deadlines:` and `blue_green:` mappings"
+        )
     for env, steps in data["canary"].items():
         for step in steps:
             if step not in ("analysis", "gate") and not (
                 isinstance(step, dict) and len(step) == 1 and {*step} <= {"weight", "pause"}
             ):
                 raise ValueError(f"{path}: canary.{env} has an unknown step {step!r}")
+    analysis = data["analysis"]
+    window = _duration_seconds("query_window", analysis["query_window"])
+    for metric in ("success_rate", "latency"):
+        if _duration_seconds(metric, analysis[metric]["initial_delay"]) < window:
+            raise ValueError(
+                f"{path}: analysis.{metric}.initial_delay is shorter than query_window"
+                f" ({analysis['query_window']}): its first measurement would see a partial window"
+            )
     return data
 
 
@@ -91,6 +103,17 @@ def span_text(seconds: Any) -> str:
         return f"{value} s"
     minutes = value // 60
     return f"{minutes} minute{'' if minutes == 1 else 's'}"
+
+
+def duration_seconds(value: Any) -> int:
+    """`2m` -> 120: an Argo Rollouts duration in seconds."""
+    return _duration_seconds("duration", value)
+
+
+def span_adjective(seconds: Any) -> str:
+    """120 -> `2-minute`, 45 -> `45-second`: a span before a noun."""
+    value = int(seconds)
+    return f"{value // 60}-minute" if value % 60 == 0 else f"{value}-second"
 
 
 def percent(value: Any) -> str:
@@ -398,6 +421,8 @@ FILTERS = {
     "percent": percent,
     "analysis_seconds": analysis_seconds,
     "span_text": span_text,
+    "span_adjective": span_adjective,
+    "duration_seconds": duration_seconds,
     "uses": uses,
 }
 
