@@ -24,8 +24,8 @@ from extensions.slipway import (
 )
 from scripts.snapshot import copy_template
 from tests.conftest import RenderFn
-from tests.support.render import renderer
 from tests.support.deploy import ENVS, build, load_docs
+from tests.support.render import renderer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-manifests")]
 
@@ -98,10 +98,17 @@ ALTERED = {
         "smoke": {"interval": "13s", "count": 6, "failure_limit": 0},
         "query_window": "3m",
         "success_rate": {
-            "initial_delay": "3m", "interval": "2m", "count": 4, "failure_limit": 2, "minimum": 0.97
+            "initial_delay": "3m",
+            "interval": "2m",
+            "count": 4,
+            "failure_limit": 2,
+            "minimum": 0.97,
         },
         "latency": {
-            "initial_delay": "4m", "interval": "2m", "count": 2, "failure_limit": 2,
+            "initial_delay": "4m",
+            "interval": "2m",
+            "count": 2,
+            "failure_limit": 2,
             "p95_below_seconds": 0.7,
         },
         "min_requests": 31,
