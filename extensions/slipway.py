@@ -189,6 +189,29 @@ def service_owned(migration_tool: str, stack: str | None = None) -> list[str]:
 _PIN_REF = re.compile(r"\{(tools|runtimes)\.([A-Za-z0-9_]+)\}")
 
 
+def _resolve_pins(text: str, pins: dict[str, Any]) -> str:
+    def resolve(match: re.Match[str]) -> str:
+        section, name = match.groups()
+        value = pins.get(section, {}).get(name)
+        if value is None:
+            raise ValueError(f"{STACKS_FILE}: {match.group()} is not in {PINS_FILE}")
+        return str(value)
+
+    return _PIN_REF.sub(resolve, text)
+
+
+def prerequisites(profile: dict[str, Any], pins: dict[str, Any]) -> list[str]:
+    """What to install before `make setup`, for one (tool, stack) pair."""
+    wanted = load_stacks()["prerequisites"]
+    names = []
+    for key in profile.get("toolchain", []):
+        if key not in wanted["toolchain"]:
+            raise ValueError(f"{STACKS_FILE}: toolchain entry {key} has no `prerequisites:` name")
+        if wanted["toolchain"][key]:
+            names.append(_resolve_pins(wanted["toolchain"][key], pins))
+    return list(dict.fromkeys([*names, *wanted["always"]]))
+
+
 def platform_requires(profile: dict[str, Any], pins: dict[str, Any]) -> list[str]:
     """`group:requirement` for each dependency the stack's gates need, pins resolved."""
 
@@ -452,6 +475,7 @@ def derive(context: dict[str, Any], pins: dict[str, Any]) -> dict[str, Any]:
         "stack_profile": profile,
         "service_owned": service_owned(tool, stack),
         "platform_requires": platform_requires(profile, pins),
+        "prerequisites": prerequisites(profile, pins),
         "images": images,
         "tools": pins.get("tools", {}),
         "actions": pins.get("actions", {}),
