@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
+from copier import run_copy
 
 from extensions.slipway import load_pins, load_stacks
 from tests.conformance.stacks import STACKS
@@ -261,6 +262,34 @@ def test_after_copy_steps_work_as_written(stack: str, first_hour: FirstHourFn) -
         result.answers,
         result.steps[-1].output[-4000:],
     )
+
+
+# What a developer must install before `make setup`, per stack: every copy
+# runs uv (pre-commit, the linters) and Go (the hooks' actionlint), make and
+# git; TypeScript also needs Node.js and npm.
+NEEDS_EVERYWHERE = ("uv", "Go", "make", "git")
+NEEDS = {"python": (), "go": (), "typescript": ("Node.js", "npm")}
+
+
+@pytest.mark.parametrize("key", STACK_IDS)
+def test_after_copy_message_names_what_the_stack_needs(
+    key: str, template_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = STACKS[key]
+    run_copy(
+        str(template_snapshot),
+        str(tmp_path / "service"),
+        data=stack.answers,
+        defaults=True,
+        unsafe=True,
+        pretend=True,
+    )
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("Next steps")]
+    named = set(re.findall(r"[\w.]+", line))
+    wanted = {*NEEDS_EVERYWHERE, *NEEDS[stack.name]}
+    assert wanted <= named, f"{key}: {line!r} does not name {sorted(wanted - named)}"
+    others = {need for name, needs in NEEDS.items() if name != stack.name for need in needs}
+    assert not others & named, f"{key}: {line!r} names another stack's tools"
 
 
 def test_after_copy_message_says_what_to_do_without_docker() -> None:
