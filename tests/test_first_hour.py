@@ -10,6 +10,8 @@ pre-commit cache serves every test, worker and run.
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 import re
 import shutil
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -690,6 +693,69 @@ def test_readme_is_a_ten_minute_read_with_working_links(render: RenderFn) -> Non
             assert (root / target).is_file(), f"{answers}: README links to missing {target}"
         for page in (root / "docs").glob("*.md"):
             assert "Managed by Slipway" in page.read_text().splitlines()[0]
+
+
+def test_docs_and_make_name_the_target_ci_runs_the_hooks_with(render: RenderFn) -> None:
+    root = render()
+    jobs = yaml.safe_load((root / ".github/workflows/ci.yml").read_text())["jobs"]
+    (target,) = [
+        s["run"].split()[1] for s in jobs["hooks"]["steps"] if s.get("run", "").startswith("make ")
+    ]
+    recipe = (root / "Makefile").read_text().split("\nhooks-install:", 1)[1].split("\n\n", 1)[0]
+    ci_line = next(line for line in recipe.splitlines() if "CI=true" in line)
+    assert f"make {target})" in ci_line, ci_line
+    pipeline = " ".join((root / "docs/pipeline.md").read_text().split())
+    assert f"(`make {target}`)" in pipeline
+    assert "(`make hooks`)" not in pipeline
+
+
+def editorconfig(root: Path, filename: str) -> dict[str, str]:
+    """The .editorconfig properties an editor applies to `filename` (later
+    sections win; `{a,b}` alternatives expanded)."""
+    props: dict[str, str] = {}
+    matches = False
+    for raw in (root / ".editorconfig").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            glob = line[1:-1]
+            found = re.fullmatch(r"(.*)\{([^}]*)\}(.*)", glob)
+            globs = (
+                [f"{found[1]}{alt}{found[3]}" for alt in found[2].split(",")] if found else [glob]
+            )
+            matches = any(fnmatch.fnmatchcase(filename, g) for g in globs)
+        elif matches:
+            key, value = (part.strip() for part in line.split("=", 1))
+            props[key] = value
+    return props
+
+
+def formatter_layout(root: Path, stack: str) -> tuple[str, dict[str, str]]:
+    """A source file of the stack and the layout its formatter enforces, read
+    from the formatter's own configuration."""
+    if stack == "python":
+        ruff = tomllib.loads((root / "ruff.toml").read_text())
+        width = {"indent_style": "space", "indent_size": str(ruff.get("indent-width", 4))}
+        return "app.py", {**width, "max_line_length": str(ruff["line-length"])}
+    if stack == "typescript":
+        prettier = json.loads((root / ".prettierrc.json").read_text())
+        style = "tab" if prettier.get("useTabs") else "space"
+        layout = {"indent_style": style, "indent_size": str(prettier.get("tabWidth", 2))}
+        return "app.ts", {**layout, "max_line_length": str(prettier.get("printWidth", 80))}
+    assert stack == "go", f"no formatter layout known for {stack}"
+    return "main.go", {"indent_style": "tab"}  # gofmt: tabs, no line limit
+
+
+@pytest.mark.parametrize("stack", FIRST_HOUR_IDS)
+def test_editorconfig_agrees_with_the_formatter(stack: str, render: RenderFn) -> None:
+    root = render(**STACKS[stack].answers)
+    source, wanted = formatter_layout(root, stack)
+    props = editorconfig(root, source)
+    assert {k: props.get(k) for k in wanted} == wanted, f"{source}: {props}"
+    if "max_line_length" not in wanted:
+        assert "max_line_length" not in props, f"{source}: the formatter sets no line limit"
+    assert editorconfig(root, "Makefile")["indent_style"] == "tab"
 
 
 def test_every_combo_meets_the_whitespace_hooks(render: RenderFn) -> None:
