@@ -570,6 +570,39 @@ def test_env_example_has_every_variable_the_service_reads(
             check=True,
         )
         assert {name.upper() for name in read.stdout.split()} <= set(example)
+    elif STACKS[stack].name != "python":
+        read = variables_read(render(**STACKS[stack].answers), STACKS[stack].name)
+        assert "DATABASE_URL" in read, f"{stack}: the grep found no DATABASE_URL read: {read}"
+        assert read <= set(example), f".env.example lacks {sorted(read - set(example))}"
+
+
+# How the Go and TypeScript services read a variable: Go's config through a
+# lookup function `get("NAME", …)` or os.Getenv/LookupEnv; TypeScript's
+# through its `env` record (`env["NAME"]`, `integer(env, "NAME", …)`) or
+# process.env.
+READS = {
+    "go": re.compile(r'\b(?:get|Getenv|LookupEnv)\(\s*"([A-Z][A-Z0-9_]*)"'),
+    "typescript": re.compile(
+        r'\benv\[\s*"([A-Z][A-Z0-9_]*)"|\(env,\s*"([A-Z][A-Z0-9_]*)"|process\.env\.([A-Z][A-Z0-9_]*)'
+    ),
+}
+# The service's own code: not tests, not the developer tools of cmd/contract
+# and cmd/migrate-check (they read the test run's settings).
+SERVICE_CODE = {"go": ("internal/**/*.go", "cmd/*/main.go"), "typescript": ("src/**/*.ts",)}
+
+
+def variables_read(root: Path, stack: str) -> set[str]:
+    found: set[str] = set()
+    for pattern in SERVICE_CODE[stack]:
+        for path in root.glob(pattern):
+            if path.name.endswith(("_test.go", ".test.ts")) or path.parent.name in (
+                "contract",
+                "migrate-check",
+            ):
+                continue
+            for match in READS[stack].finditer(path.read_text()):
+                found.add(next(group for group in match.groups() if group))
+    return found
 
 
 def test_compose_database_matches_env_example(render: RenderFn) -> None:
