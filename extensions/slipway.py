@@ -165,6 +165,8 @@ def stack_profile(migration_tool: str, stack: str) -> dict[str, Any]:
     pair = data["migration_tools"].get(str(migration_tool), {}).get("stacks", {}).get(stack, {})
     base = data["stacks"].get(stack, {})
     profile = {"name": stack, **base, **pair}
+    if "tool_configs" in pair:  # a pair's tool settings come on top of the stack's
+        profile["tool_configs"] = [*base.get("tool_configs", []), *pair["tool_configs"]]
     if "platform_requires" in pair:  # a pair replaces only the groups it names
         profile["platform_requires"] = {
             **base.get("platform_requires", {}),
