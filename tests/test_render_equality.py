@@ -135,6 +135,7 @@ INTENDED: tuple[Intended, ...] = (
         for path, why in (
             ("pyproject.toml", "no [tool.uv], no [tool.alembic]"),
             ("uv.toml", "uv's required-version"),
+            (".github/CODEOWNERS", "the new platform-owned config files"),
         )
     ),
     *(
