@@ -609,9 +609,9 @@ def test_env_example_has_every_variable_the_service_reads(
         )
         assert {name.upper() for name in read.stdout.split()} <= set(example)
     elif STACKS[stack].name != "python":
-        read = variables_read(render(**STACKS[stack].answers), STACKS[stack].name)
-        assert "DATABASE_URL" in read, f"{stack}: the grep found no DATABASE_URL read: {read}"
-        assert read <= set(example), f".env.example lacks {sorted(read - set(example))}"
+        names = variables_read(render(**STACKS[stack].answers), STACKS[stack].name)
+        assert "DATABASE_URL" in names, f"{stack}: the grep found no DATABASE_URL read: {names}"
+        assert names <= set(example), f".env.example lacks {sorted(names - set(example))}"
 
 
 # How the Go and TypeScript services read a variable: Go's config through a

@@ -88,7 +88,7 @@ def test_analysis_templates_use_the_registry_settings(render: RenderFn, provider
 
 # Numbers unlike the shipped ones: prose that retypes a number instead of
 # rendering it from extensions/rollout.yml stops matching the data.
-ALTERED = {
+ALTERED: dict[str, Any] = {
     "canary": {
         "staging": [{"weight": 15}, "analysis", {"pause": "3m"}, {"weight": 40}, {"pause": "4m"}],
         "production": [{"weight": 5}, "analysis", "gate", {"weight": 35}, {"pause": "7m"}],
