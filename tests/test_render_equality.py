@@ -136,6 +136,7 @@ INTENDED: tuple[Intended, ...] = (
             ("pyproject.toml", "no [tool.uv], no [tool.alembic]"),
             ("uv.toml", "uv's required-version"),
             (".github/CODEOWNERS", "the new platform-owned config files"),
+            ("docs/service.md", "the dependencies section names uv.toml (and alembic.ini)"),
         )
     ),
     *(
