@@ -48,14 +48,26 @@ def load_pins(path: Path = PINS_FILE) -> dict[str, Any]:
 def load_rollout(path: Path = ROLLOUT_FILE) -> dict[str, Any]:
     """Canary steps per environment and analysis settings (extensions/rollout.yml)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not {"canary", "analysis", "blue_green"} <= set(data):
-        raise ValueError(f"{path}: expected `canary:`, `analysis:` and `blue_green:` mappings")
+    if not isinstance(data, dict) or not {"canary", "analysis", "deadlines", "blue_green"} <= set(
+        data
+    ):
+        raise ValueError(
+            f"{path}: expected `canary:`, `analysis:`, `deadlines:` and `blue_green:` mappings"
+        )
     for env, steps in data["canary"].items():
         for step in steps:
             if step not in ("analysis", "gate") and not (
                 isinstance(step, dict) and len(step) == 1 and {*step} <= {"weight", "pause"}
             ):
                 raise ValueError(f"{path}: canary.{env} has an unknown step {step!r}")
+    analysis = data["analysis"]
+    window = _duration_seconds("query_window", analysis["query_window"])
+    for metric in ("success_rate", "latency"):
+        if _duration_seconds(metric, analysis[metric]["initial_delay"]) < window:
+            raise ValueError(
+                f"{path}: analysis.{metric}.initial_delay is shorter than query_window"
+                f" ({analysis['query_window']}): its first measurement would see a partial window"
+            )
     return data
 
 
@@ -91,6 +103,17 @@ def span_text(seconds: Any) -> str:
         return f"{value} s"
     minutes = value // 60
     return f"{minutes} minute{'' if minutes == 1 else 's'}"
+
+
+def duration_seconds(value: Any) -> int:
+    """`2m` -> 120: an Argo Rollouts duration in seconds."""
+    return _duration_seconds("duration", value)
+
+
+def span_adjective(seconds: Any) -> str:
+    """120 -> `2-minute`, 45 -> `45-second`: a span before a noun."""
+    value = int(seconds)
+    return f"{value // 60}-minute" if value % 60 == 0 else f"{value}-second"
 
 
 def percent(value: Any) -> str:
@@ -142,6 +165,8 @@ def stack_profile(migration_tool: str, stack: str) -> dict[str, Any]:
     pair = data["migration_tools"].get(str(migration_tool), {}).get("stacks", {}).get(stack, {})
     base = data["stacks"].get(stack, {})
     profile = {"name": stack, **base, **pair}
+    if "tool_configs" in pair:  # a pair's tool settings come on top of the stack's
+        profile["tool_configs"] = [*base.get("tool_configs", []), *pair["tool_configs"]]
     if "platform_requires" in pair:  # a pair replaces only the groups it names
         profile["platform_requires"] = {
             **base.get("platform_requires", {}),
@@ -164,6 +189,29 @@ def service_owned(migration_tool: str, stack: str | None = None) -> list[str]:
 
 
 _PIN_REF = re.compile(r"\{(tools|runtimes)\.([A-Za-z0-9_]+)\}")
+
+
+def _resolve_pins(text: str, pins: dict[str, Any]) -> str:
+    def resolve(match: re.Match[str]) -> str:
+        section, name = match.groups()
+        value = pins.get(section, {}).get(name)
+        if value is None:
+            raise ValueError(f"{STACKS_FILE}: {match.group()} is not in {PINS_FILE}")
+        return str(value)
+
+    return _PIN_REF.sub(resolve, text)
+
+
+def prerequisites(profile: dict[str, Any], pins: dict[str, Any]) -> list[str]:
+    """What to install before `make setup`, for one (tool, stack) pair."""
+    wanted = load_stacks()["prerequisites"]
+    names = []
+    for key in profile.get("toolchain", []):
+        if key not in wanted["toolchain"]:
+            raise ValueError(f"{STACKS_FILE}: toolchain entry {key} has no `prerequisites:` name")
+        if wanted["toolchain"][key]:
+            names.append(_resolve_pins(wanted["toolchain"][key], pins))
+    return list(dict.fromkeys([*names, *wanted["always"]]))
 
 
 def platform_requires(profile: dict[str, Any], pins: dict[str, Any]) -> list[str]:
@@ -398,6 +446,8 @@ FILTERS = {
     "percent": percent,
     "analysis_seconds": analysis_seconds,
     "span_text": span_text,
+    "span_adjective": span_adjective,
+    "duration_seconds": duration_seconds,
     "uses": uses,
 }
 
@@ -427,6 +477,7 @@ def derive(context: dict[str, Any], pins: dict[str, Any]) -> dict[str, Any]:
         "stack_profile": profile,
         "service_owned": service_owned(tool, stack),
         "platform_requires": platform_requires(profile, pins),
+        "prerequisites": prerequisites(profile, pins),
         "images": images,
         "tools": pins.get("tools", {}),
         "actions": pins.get("actions", {}),

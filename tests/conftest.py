@@ -117,7 +117,10 @@ def template_repo(
 
 @pytest.fixture(scope="session")
 def updated(
-    template_repo: Path, update_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    template_repo: Path,
+    update_env: dict[str, str],
+    service_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[[str, str], Updated]:
     """Copy 0.1.0, commit team edits, `make template-update` to 0.2.0 (once per case)."""
-    return updater(template_repo, update_env, tmp_path_factory)
+    return updater(template_repo, update_env, service_env, tmp_path_factory)

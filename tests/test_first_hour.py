@@ -10,6 +10,8 @@ pre-commit cache serves every test, worker and run.
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 import re
 import shutil
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
+from copier import run_copy
 
 from extensions.slipway import load_pins, load_stacks
 from tests.conformance.stacks import STACKS
@@ -338,6 +342,34 @@ def test_after_copy_steps_work_as_written(stack: str, first_hour: FirstHourFn) -
     )
 
 
+# What a developer must install before `make setup`, per stack: every copy
+# runs uv (pre-commit, the linters) and Go (the hooks' actionlint), make and
+# git; TypeScript also needs Node.js and npm.
+NEEDS_EVERYWHERE = ("uv", "Go", "make", "git")
+NEEDS = {"python": (), "go": (), "typescript": ("Node.js", "npm")}
+
+
+@pytest.mark.parametrize("key", STACK_IDS)
+def test_after_copy_message_names_what_the_stack_needs(
+    key: str, template_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = STACKS[key]
+    run_copy(
+        str(template_snapshot),
+        str(tmp_path / "service"),
+        data=stack.answers,
+        defaults=True,
+        unsafe=True,
+        pretend=True,
+    )
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("Next steps")]
+    named = set(re.findall(r"[\w.]+", line))
+    wanted = {*NEEDS_EVERYWHERE, *NEEDS[stack.name]}
+    assert wanted <= named, f"{key}: {line!r} does not name {sorted(wanted - named)}"
+    others = {need for name, needs in NEEDS.items() if name != stack.name for need in needs}
+    assert not others & named, f"{key}: {line!r} names another stack's tools"
+
+
 def test_after_copy_message_says_what_to_do_without_docker() -> None:
     message = yaml.safe_load((ROOT / "copier.yml").read_text())["_message_after_copy"]
     without = message[message.index("Without Docker") :]
@@ -365,15 +397,12 @@ def test_setup_installs_the_hooks_idempotently_and_says_so(
 # --- the hooks ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack", FIRST_HOUR_IDS)
-def test_a_fresh_copy_passes_its_own_hooks(
-    stack: str, first_hour: FirstHourFn, first_hour_env: dict[str, str]
-) -> None:
-    first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
-    result = first_hour(stack, through="make setup")
-    done = run(result.root, first_hour_env, "make", "--no-print-directory", "hooks")
+def assert_hooks_pass(root: Path, stack: str, env: dict[str, str]) -> None:
+    """`make hooks` passes every hook on a fresh copy; `make hooks-ci` runs
+    exactly the hooks no other CI job runs."""
+    done = run(root, env, "make", "--no-print-directory", "hooks")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    config = yaml.safe_load((result.root / ".pre-commit-config.yaml").read_text())
+    config = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())
     outcome = dict(re.findall(r"^(.+?)\.{3,}(?:\(no files to check\))?(\w+)$", done.stdout, re.M))
     for hook in (h for repo in config["repos"] for h in repo["hooks"]):
         status = outcome.get(hook["name"])
@@ -384,16 +413,57 @@ def test_a_fresh_copy_passes_its_own_hooks(
 
     # CI's hooks job: the hooks the lint and pipeline jobs run are skipped,
     # and what is left needs neither the stack's toolchain nor Go.
-    ci = run(result.root, first_hour_env, "make", "--no-print-directory", "hooks-ci")
+    ci = run(root, env, "make", "--no-print-directory", "hooks-ci")
     assert ci.returncode == 0, ci.stdout[-6000:] + ci.stderr[-3000:]
     outcome = dict(re.findall(r"^(.+?)\.{3,}(?:\(no files to check\))?(\w+)$", ci.stdout, re.M))
-    skipped = set(load_stacks()["stacks"][stack]["lint_hooks"])
+    skipped = set(load_stacks()["stacks"][STACKS[stack].name]["lint_hooks"])
     skipped |= {"actionlint", "zizmor", "yamllint", "hadolint"}
     for hook in (h for repo in config["repos"] for h in repo["hooks"]):
         ran = outcome.get(hook["name"]) not in (None, "Skipped")
         assert ran == (hook["id"] not in skipped | {"no-rejected-hunks"}), (hook["id"], ci.stdout)
         if ran:
             assert hook["language"] in {"python", "pygrep", "fail"}, hook
+
+
+@pytest.mark.parametrize("stack", FIRST_HOUR_IDS)
+def test_a_fresh_copy_passes_its_own_hooks(
+    stack: str, first_hour: FirstHourFn, first_hour_env: dict[str, str]
+) -> None:
+    env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
+    assert_hooks_pass(first_hour(stack, through="make setup").root, stack, env)
+
+
+# The other migration tools' pairs: no first hour of their own (it differs
+# only in the migration targets), so their hooks run on a git repository made
+# from the set-up copy tests/test_golang_migrate_stacks.py shares. Python's
+# hooks sync a .venv of the copy's own (uv run); TypeScript's read
+# node_modules, linked from the set-up copy (the hooks only read it).
+PAIR_IDS = [key for key in STACK_IDS if key not in FIRST_HOUR_IDS]
+
+
+@pytest.mark.parametrize(
+    "pair", [pytest.param(p, marks=pytest.mark.xdist_group(f"service-{p}")) for p in PAIR_IDS]
+)
+def test_a_fresh_copy_of_each_other_pair_passes_its_own_hooks(
+    pair: str,
+    prepared_service: Callable[[str], Path],
+    first_hour_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    prepared = prepared_service(pair)
+    root = tmp_path / "service"
+    shutil.copytree(
+        prepared, root, symlinks=True, ignore=shutil.ignore_patterns(".venv", "node_modules")
+    )
+    env = STACKS[pair].env(first_hour_env)
+    git(root, env, "init", "-q", "-b", "main")
+    if (prepared / "node_modules").is_dir():
+        (root / "node_modules").symlink_to(prepared / "node_modules")
+        # .gitignore's `node_modules/` matches folders, not this link.
+        (root / ".git" / "info" / "exclude").write_text("/node_modules\n")
+    git(root, env, "add", "-A")
+    git(root, env, "commit", "-q", "-m", "Fresh copy")
+    assert_hooks_pass(root, pair, env)
 
 
 def _conflict(root: Path) -> Path:
@@ -613,6 +683,39 @@ def test_env_example_has_every_variable_the_service_reads(
             check=True,
         )
         assert {name.upper() for name in read.stdout.split()} <= set(example)
+    elif STACKS[stack].name != "python":
+        names = variables_read(render(**STACKS[stack].answers), STACKS[stack].name)
+        assert "DATABASE_URL" in names, f"{stack}: the grep found no DATABASE_URL read: {names}"
+        assert names <= set(example), f".env.example lacks {sorted(names - set(example))}"
+
+
+# How the Go and TypeScript services read a variable: Go's config through a
+# lookup function `get("NAME", …)` or os.Getenv/LookupEnv; TypeScript's
+# through its `env` record (`env["NAME"]`, `integer(env, "NAME", …)`) or
+# process.env.
+READS = {
+    "go": re.compile(r'\b(?:get|Getenv|LookupEnv)\(\s*"([A-Z][A-Z0-9_]*)"'),
+    "typescript": re.compile(
+        r'\benv\[\s*"([A-Z][A-Z0-9_]*)"|\(env,\s*"([A-Z][A-Z0-9_]*)"|process\.env\.([A-Z][A-Z0-9_]*)'
+    ),
+}
+# The service's own code: not tests, not the developer tools of cmd/contract
+# and cmd/migrate-check (they read the test run's settings).
+SERVICE_CODE = {"go": ("internal/**/*.go", "cmd/*/main.go"), "typescript": ("src/**/*.ts",)}
+
+
+def variables_read(root: Path, stack: str) -> set[str]:
+    found: set[str] = set()
+    for pattern in SERVICE_CODE[stack]:
+        for path in root.glob(pattern):
+            if path.name.endswith(("_test.go", ".test.ts")) or path.parent.name in (
+                "contract",
+                "migrate-check",
+            ):
+                continue
+            for match in READS[stack].finditer(path.read_text()):
+                found.add(next(group for group in match.groups() if group))
+    return found
 
 
 def test_compose_database_matches_env_example(render: RenderFn) -> None:
@@ -736,6 +839,69 @@ def test_readme_is_a_ten_minute_read_with_working_links(render: RenderFn) -> Non
             assert (root / target).is_file(), f"{answers}: README links to missing {target}"
         for page in (root / "docs").glob("*.md"):
             assert "Managed by Slipway" in page.read_text().splitlines()[0]
+
+
+def test_docs_and_make_name_the_target_ci_runs_the_hooks_with(render: RenderFn) -> None:
+    root = render()
+    jobs = yaml.safe_load((root / ".github/workflows/ci.yml").read_text())["jobs"]
+    (target,) = [
+        s["run"].split()[1] for s in jobs["hooks"]["steps"] if s.get("run", "").startswith("make ")
+    ]
+    recipe = (root / "Makefile").read_text().split("\nhooks-install:", 1)[1].split("\n\n", 1)[0]
+    ci_line = next(line for line in recipe.splitlines() if "CI=true" in line)
+    assert f"make {target})" in ci_line, ci_line
+    pipeline = " ".join((root / "docs/pipeline.md").read_text().split())
+    assert f"(`make {target}`)" in pipeline
+    assert "(`make hooks`)" not in pipeline
+
+
+def editorconfig(root: Path, filename: str) -> dict[str, str]:
+    """The .editorconfig properties an editor applies to `filename` (later
+    sections win; `{a,b}` alternatives expanded)."""
+    props: dict[str, str] = {}
+    matches = False
+    for raw in (root / ".editorconfig").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            glob = line[1:-1]
+            found = re.fullmatch(r"(.*)\{([^}]*)\}(.*)", glob)
+            globs = (
+                [f"{found[1]}{alt}{found[3]}" for alt in found[2].split(",")] if found else [glob]
+            )
+            matches = any(fnmatch.fnmatchcase(filename, g) for g in globs)
+        elif matches:
+            key, value = (part.strip() for part in line.split("=", 1))
+            props[key] = value
+    return props
+
+
+def formatter_layout(root: Path, stack: str) -> tuple[str, dict[str, str]]:
+    """A source file of the stack and the layout its formatter enforces, read
+    from the formatter's own configuration."""
+    if stack == "python":
+        ruff = tomllib.loads((root / "ruff.toml").read_text())
+        width = {"indent_style": "space", "indent_size": str(ruff.get("indent-width", 4))}
+        return "app.py", {**width, "max_line_length": str(ruff["line-length"])}
+    if stack == "typescript":
+        prettier = json.loads((root / ".prettierrc.json").read_text())
+        style = "tab" if prettier.get("useTabs") else "space"
+        layout = {"indent_style": style, "indent_size": str(prettier.get("tabWidth", 2))}
+        return "app.ts", {**layout, "max_line_length": str(prettier.get("printWidth", 80))}
+    assert stack == "go", f"no formatter layout known for {stack}"
+    return "main.go", {"indent_style": "tab"}  # gofmt: tabs, no line limit
+
+
+@pytest.mark.parametrize("stack", FIRST_HOUR_IDS)
+def test_editorconfig_agrees_with_the_formatter(stack: str, render: RenderFn) -> None:
+    root = render(**STACKS[stack].answers)
+    source, wanted = formatter_layout(root, stack)
+    props = editorconfig(root, source)
+    assert {k: props.get(k) for k in wanted} == wanted, f"{source}: {props}"
+    if "max_line_length" not in wanted:
+        assert "max_line_length" not in props, f"{source}: the formatter sets no line limit"
+    assert editorconfig(root, "Makefile")["indent_style"] == "tab"
 
 
 def test_every_combo_meets_the_whitespace_hooks(render: RenderFn) -> None:

@@ -339,3 +339,38 @@ def test_other_names_build(render: RenderFn, service_env: dict[str, str]) -> Non
         check=False,
     )
     assert result.returncode == 0, output(result)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-go")
+def test_platform_check_names_a_missing_or_too_old_module(
+    service: Path, service_env: dict[str, str], planted: Planted
+) -> None:
+    """go.mod is the team's: the gate says which module a release needs, and how."""
+    control = run_make(service, "platform-check", service_env)
+    assert control.returncode == 0, output(control)
+
+    needs = dict(
+        requirement.split(":", 1)[1].split(">=")
+        for requirement in derive(GO, load_pins())["platform_requires"]
+    )
+    old, gone = sorted(needs)  # kin-openapi made too old, golang-migrate dropped
+    go_mod = (service / "go.mod").read_text()
+    locked = re.search(rf"^\s*{re.escape(old)} (v\S+)", go_mod, re.M)
+    assert locked, f"{old} is not required in go.mod"
+    planted.edit("go.mod", f"{old} {locked[1]}", f"{old} v0.120.0")
+    dropped = re.search(rf"^\s*{re.escape(gone)} v\S+.*\n", go_mod, re.M)
+    assert dropped, f"{gone} is not required in go.mod"
+    planted.edit("go.mod", dropped[0], "")
+
+    result = run_make(service, "platform-check", service_env)
+    assert result.returncode != 0
+    assert (
+        f"go.mod requires {old} v0.120.0; this Slipway release needs {needs[old]} or newer;"
+        f" run: go get {old}@{needs[old]}"
+    ) in output(result)
+    assert (
+        f"go.mod lacks {gone}, which this Slipway release needs; run: go get {gone}@{needs[gone]}"
+    ) in output(result)
+    named = [line for line in result.stderr.splitlines() if line.startswith("platform-check: ")]
+    assert len(named) == 2, named  # the two modules, nothing else

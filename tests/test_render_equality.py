@@ -136,6 +136,37 @@ INTENDED: tuple[Intended, ...] = (
             ("schemas.py", "created_at written by pydantic (UTC session)"),
         )
     ),
+    Intended("docs/pipeline.md", "CI's hooks job runs `make hooks-ci`, not `make hooks`"),
+    Intended(".editorconfig", "ruff's line length is in ruff.toml", {"stack": "python"}),
+    Intended(".editorconfig", "prettier's line length, 100", {"stack": "typescript"}),
+    Intended("README.md", "the repo map names the tool settings files", {"stack": "python"}),
+    *(
+        Intended(
+            path, f"issue 8: platform settings leave pyproject.toml: {why}", {"stack": "python"}
+        )
+        for path, why in (
+            ("pyproject.toml", "no [tool.uv], no [tool.alembic]"),
+            ("uv.toml", "uv's required-version"),
+            (".github/CODEOWNERS", "the new platform-owned config files"),
+            ("docs/service.md", "the dependencies section names uv.toml (and alembic.ini)"),
+        )
+    ),
+    *(
+        Intended(
+            path,
+            f"issue 8: Alembic's settings in alembic.ini: {why}",
+            {"migration_tool": "alembic"},
+        )
+        for path, why in (
+            ("alembic.ini", "the settings"),
+            ("Dockerfile", "the migration Job's image has alembic.ini"),
+            (".dockerignore", "alembic.ini in the build context"),
+            ("tests/integration/conftest.py", "migrations read alembic.ini"),
+            ("scripts/migrate_check.py", "migrations read alembic.ini"),
+            ("scripts/migration_sql.py", "migrations read alembic.ini"),
+            ("scripts/contract.py", "migrations read alembic.ini"),
+        )
+    ),
     Intended(
         "*",
         "issue 10: Python + golang-migrate ships (plain SQL migrations, no Alembic)",

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conformance.stacks import STACKS as CONFORMANCE_STACKS
 from tests.conftest import RenderFn
 from tests.support.deploy import ENVS, build, load_docs
 from tests.support.update import (
@@ -32,7 +33,7 @@ from tests.support.update import (
     RETIRED,
     SERVICE_MARK,
     STACKS,
-    TEAM_DEPENDENCY,
+    TEAM_DEPENDENCIES,
     WORKFLOW,
     Updated,
     commit_all,
@@ -185,14 +186,56 @@ def test_a_team_dependency_survives_and_new_tool_settings_arrive(
     assert run.result.returncode == 0, run.result.stdout + run.result.stderr
     case = STACKS[stack]
     fresh = render(**run.answers)
+    dependency = TEAM_DEPENDENCIES[CONFORMANCE_STACKS[stack].name].name
     for rel in case.dependency_files:
         text = (run.repo / rel).read_text()
-        assert TEAM_DEPENDENCY in text, f"the team's dependency left {rel}"
+        assert dependency in run.edits.edited[rel], f"the team's tool did not add it to {rel}"
+        assert dependency in text, f"the team's dependency left {rel}"
         assert text == run.edits.edited[rel], f"the update changed the team's {rel}"
     for rel in case.tool_configs:
         assert OLD_TOOL_SETTING in run.before[rel].decode(), f"0.1.0's {rel} was not older"
         assert (run.repo / rel).read_bytes() == (fresh / rel).read_bytes(), f"{rel} is not 0.2.0's"
     assert conflict_leftovers(run.repo) == []
+
+
+# What shows the team's package installed from the kept lock, per stack.
+INSTALLED = {
+    "python": [".venv/bin/python", "-c", "import tomli_w"],
+    "typescript": ["node", "-e", "require.resolve('kleur')"],
+    "go": ["go", "build", "./internal/teamid/"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_the_kept_lock_still_installs_after_the_update(
+    updated: Callable[[str, str], Updated],
+    service_env: dict[str, str],
+    tmp_path: Path,
+    stack: str,
+) -> None:
+    """The team's manifest and lock, kept through the update, still install
+    (`make setup` refuses a lock out of step with its manifest) and meet the
+    new release (`make platform-check`)."""
+    run = updated(stack, "defaults")
+    repo = writable_copy(run.repo, tmp_path / "service")
+    # CI=true: setup installs no git hooks (their environments are another
+    # test's); the dependencies are what this test is about.
+    env = {**CONFORMANCE_STACKS[stack].env(service_env), "CI": "true"}
+    for target in ("setup", "platform-check"):
+        result = make(repo, env, target)
+        assert result.returncode == 0, (
+            f"make {target}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    probe = subprocess.run(
+        INSTALLED[CONFORMANCE_STACKS[stack].name],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
 
 
 # --- answer migrations ----------------------------------------------------------

@@ -18,7 +18,6 @@ suite's Copier instead of `uv tool run`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -130,6 +129,11 @@ def git_env(home: Path) -> dict[str, str]:
             "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
         )
     return {**os.environ, "GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git_only(env: dict[str, str]) -> dict[str, str]:
+    """The isolated git identity of `git_env`, to add to another environment."""
+    return {k: v for k, v in env.items() if k.startswith("GIT_CONFIG")}
 
 
 def git(cwd: Path, env: dict[str, str], *args: str) -> str:
@@ -247,7 +251,13 @@ def _make_older_release(tree: Path) -> None:
         migrations = _rendered_entry(template, stack, case.migrations_dir)
         owned = [_rendered_entry(template, stack, d) for d in case.owned_dirs]
         files = [p for folder in (*owned, migrations) for p in folder.rglob("*") if p.is_file()]
-        files += [_rendered_entry(template, stack, f) for f in case.dependency_files]
+        # A lock format without comments stays as rendered: the team's tool
+        # must still read it (`go get` refuses a go.sum with a foreign line).
+        files += [
+            _rendered_entry(template, stack, f)
+            for f in case.dependency_files
+            if Path(f).name not in UNCOMMENTED_LOCKS
+        ]
         for path in sorted(set(files) - marked):
             _mark(path, case.comment, SERVICE_MARK)
         marked.update(files)
@@ -259,6 +269,7 @@ def _make_older_release(tree: Path) -> None:
                 marked.add(path)
 
 
+UNCOMMENTED_LOCKS = frozenset({"go.sum"})
 _JSON_NAME = re.compile(r"\.json(\{% endif %\})?(\.jinja)?$")
 
 
@@ -366,35 +377,68 @@ class TeamEdits:
     readme_notes: str
 
 
-TEAM_DEPENDENCY = "team-dependency"
+@dataclass(frozen=True)
+class TeamDependency:
+    """A small package the team adds with the stack's own tool, from the
+    registries this machine reaches; `name` is how its manifest and lock spell it."""
+
+    name: str
+    command: tuple[str, ...]
+    code: dict[str, str]  # files that use it, written before the command
 
 
-def add_team_dependency(name: str, text: str, comment: str) -> str:
-    """A dependency the team added (`uv add` would write the same), per file format;
-    other stacks' formats get a comment line until they add theirs here."""
-    if name == "pyproject.toml":
-        assert "\ndependencies = [\n" in text, "pyproject.toml lost its dependencies list"
-        return text.replace(
-            "\ndependencies = [\n", f'\ndependencies = [\n    "{TEAM_DEPENDENCY}>=1.0",\n', 1
+TEAM_DEPENDENCIES = {
+    "python": TeamDependency("tomli-w", ("uv", "add", "--no-sync", "tomli-w"), {}),
+    "typescript": TeamDependency(
+        "kleur", ("npm", "install", "--package-lock-only", "--no-audit", "--no-fund", "kleur"), {}
+    ),
+    # Imported by the team's code first, so `go get` records a direct requirement.
+    "go": TeamDependency(
+        "github.com/google/uuid",
+        ("go", "get", "github.com/google/uuid@v1.6.0"),
+        {
+            "internal/teamid/teamid.go": (
+                "// Package teamid is the team's code, on a dependency the team added.\n"
+                "package teamid\n\n"
+                'import "github.com/google/uuid"\n\n'
+                "// New returns a random id.\n"
+                "func New() string { return uuid.NewString() }\n"
+            )
+        },
+    ),
+}
+
+# (stack, the dependency files before) -> after: every delivery combo of a
+# stack renders the same manifests and locks, so the tool runs once per stack.
+_added: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
+
+
+def add_team_dependency(repo: Path, stack: str, env: dict[str, str]) -> dict[str, str]:
+    """Run the stack's own tool in `repo`; the dependency files it leaves."""
+    case = STACKS[stack]
+    dependency = TEAM_DEPENDENCIES[CONFORMANCE_STACKS[stack].name]
+    for rel, text in dependency.code.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    key = (stack, tuple((rel, (repo / rel).read_text()) for rel in case.dependency_files))
+    if key not in _added:
+        done = subprocess.run(
+            dependency.command,
+            cwd=repo,
+            env=CONFORMANCE_STACKS[stack].env(env),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
-    if name == "uv.lock":
-        return text + (
-            f'\n[[package]]\nname = "{TEAM_DEPENDENCY}"\nversion = "1.0.0"\n'
-            'source = { registry = "https://pypi.org/simple" }\n'
-        )
-    if name == "package.json":  # JSON has no comments: what `npm install` writes
-        data = json.loads(text)
-        data.setdefault("dependencies", {})[TEAM_DEPENDENCY] = "^1.0.0"
-        return json.dumps(data, indent=2) + "\n"
-    if name == "package-lock.json":
-        data = json.loads(text)
-        data["packages"][""].setdefault("dependencies", {})[TEAM_DEPENDENCY] = "^1.0.0"
-        data["packages"][f"node_modules/{TEAM_DEPENDENCY}"] = {"version": "1.0.0"}
-        return json.dumps(data, indent=2) + "\n"
-    return text + f"{comment} the team's dependency: {TEAM_DEPENDENCY}\n"
+        assert done.returncode == 0, f"{' '.join(dependency.command)}:\n{done.stderr[-3000:]}"
+        _added[key] = {rel: (repo / rel).read_text() for rel in case.dependency_files}
+    for rel, text in _added[key].items():
+        (repo / rel).write_text(text)
+    return _added[key]
 
 
-def make_team_edits(repo: Path, stack: str) -> TeamEdits:
+def make_team_edits(repo: Path, stack: str, tool_env: dict[str, str]) -> TeamEdits:
     case = STACKS[stack]
     edits = TeamEdits(edited={}, deleted=[], added={}, readme_notes="")
     for folder in case.owned_dirs:
@@ -406,10 +450,8 @@ def make_team_edits(repo: Path, stack: str) -> TeamEdits:
         last.unlink()
         edits.deleted.append(last.relative_to(repo).as_posix())
 
-    for rel in case.dependency_files:
-        path = repo / rel
-        path.write_text(add_team_dependency(rel, path.read_text(), case.comment))
-        edits.edited[rel] = path.read_text()
+    edits.edited.update(add_team_dependency(repo, stack, tool_env))
+    edits.added.update(TEAM_DEPENDENCIES[CONFORMANCE_STACKS[stack].name].code)
 
     migration = f"{case.migrations_dir}/{case.team_migration}"
     edits.added[migration] = f"{case.comment} the team's second migration\n"
@@ -434,9 +476,14 @@ class Updated:
 
 
 def updater(
-    template_repo: Path, update_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    template_repo: Path,
+    update_env: dict[str, str],
+    tool_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[[str, str], Updated]:
-    """Copy 0.1.0, commit team edits, `make template-update` to 0.2.0 (once per case)."""
+    """Copy 0.1.0, commit team edits, `make template-update` to 0.2.0 (once per case).
+
+    `tool_env` runs the stacks' own tools (uv, npm, go) for the team's dependency."""
     cache: dict[tuple[str, str], Updated] = {}
 
     def _updated(stack: str, combo: str) -> Updated:
@@ -444,7 +491,7 @@ def updater(
             answers = {**STACKS[stack].answers, **COMBOS[combo]}
             repo = tmp_path_factory.mktemp(f"updated-{stack}-{combo}") / "service"
             generate(template_repo, repo, update_env, "0.1.0", old_answers(answers))
-            edits = make_team_edits(repo, stack)
+            edits = make_team_edits(repo, stack, {**tool_env, **git_only(update_env)})
             commit_all(repo, update_env, "Team edits")
             before = {rel: p.read_bytes() for rel, p in files_of(repo).items()}
             result = template_update(repo, update_env, "--vcs-ref", "0.2.0")
