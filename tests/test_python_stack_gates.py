@@ -318,3 +318,23 @@ def test_platform_check_names_a_missing_or_too_old_dependency(
     assert f"squawk-cli is not in uv.lock; Slipway needs squawk-cli=={squawk}" in output(result)
     named = [line for line in result.stderr.splitlines() if line.startswith("platform-check: ")]
     assert len(named) == 3, named  # ruff, squawk-cli and the closing advice: nothing else
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("service-python")
+def test_setup_refuses_a_uv_older_than_the_pinned_one(
+    service: Path, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    pinned = str(load_pins()["tools"]["uv"])
+    old = tmp_path / "bin"
+    old.mkdir()
+    # A uv that reports an older version and would do nothing else.
+    (old / "uv").write_text("#!/bin/sh\necho 'uv 0.1.0 (stand-in)'\n")
+    (old / "uv").chmod(0o755)
+    env = {**service_env, "PATH": f"{old}:{service_env['PATH']}"}
+    result = run_make(service, "setup", env)
+    assert result.returncode != 0
+    assert f"uv 0.1.0 is older than {pinned}" in result.stderr, output(result)
+    assert "uv self update" in result.stderr
+    # the control: the suite's own uv passes the check
+    assert run_make(service, "setup", service_env).returncode == 0

@@ -146,9 +146,9 @@ INTENDED: tuple[Intended, ...] = (
         )
         for path, why in (
             ("pyproject.toml", "no [tool.uv], no [tool.alembic]"),
-            ("uv.toml", "uv's required-version"),
+            ("Makefile", "make setup checks the minimum uv"),
             (".github/CODEOWNERS", "the new platform-owned config files"),
-            ("docs/service.md", "the dependencies section names uv.toml (and alembic.ini)"),
+            ("docs/service.md", "names alembic.ini; [tool.uv] is the team's"),
         )
     ),
     *(

@@ -81,8 +81,8 @@ CLUSTER_SOURCES: dict[str, GitTags] = {
 POLICY_KEYS = frozenset({"kubernetes_min"})
 
 # Tools that must equal an image's tag (tool key -> images key): tools.uv is
-# the uv in images.uv, and the generated pyproject's `required-version` makes
-# the image's uv refuse a project pinned to a newer one. Bumped by hand.
+# the uv in images.uv: the image's uv must read the lock the pinned uv writes
+# (`make setup` refuses a uv older than tools.uv). Bumped by hand.
 FOLLOWS_IMAGE = {"uv": "uv"}
 
 # Tools that are the version inside an image with a moving tag (tool key ->
