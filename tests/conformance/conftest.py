@@ -36,8 +36,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             pytest.param(s, marks=[pytest.mark.slow, pytest.mark.xdist_group(f"service-{s}")])
             for s in (READY_STACKS if every_pair else FIRST_PAIRS)
         ],
+        indirect=True,
         scope="session",
     )
+
+
+@pytest.fixture(scope="session")
+def conformance_stack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
