@@ -184,6 +184,11 @@ INTENDED: tuple[Intended, ...] = (
     ),
     Intended(
         "README.md",
+        "the Prometheus analysis: where its scrape job is described, what fails closed",
+        {"analysis_provider": "prometheus"},
+    ),
+    Intended(
+        "docs/deploying.md",
         "the scrape job the Prometheus analysis needs, spelled out",
         {"analysis_provider": "prometheus"},
     ),

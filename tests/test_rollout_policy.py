@@ -215,7 +215,8 @@ def test_docs_and_scripts_quote_the_registry(
         assert windows and set(windows) == {a["query_window"]}, windows
         adjective = span_adjective(duration_seconds(a["query_window"]))
         wanted = f"`min-requests` ({a['min_requests']}) requests of the new version in its"
-        assert f"{wanted} {adjective} window" in _prose(root / "README.md")
+        assert f"{wanted} {adjective} window" in _prose(root / "docs/deploying.md")
+        assert f"`min-requests` ({a['min_requests']}) user requests" in _prose(root / "README.md")
 
 
 def test_the_deploy_script_outwaits_production_steps() -> None:

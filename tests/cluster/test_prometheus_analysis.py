@@ -87,11 +87,11 @@ def _runs(project: DeployProject, kind: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_readme_describes_the_scrape_job_these_tests_run(render: RenderFn) -> None:
-    """What the generated README asks of a cluster's Prometheus is what the
+def test_the_docs_describe_the_scrape_job_these_tests_run(render: RenderFn) -> None:
+    """What the generated docs ask of a cluster's Prometheus is what the
     suite's Prometheus does (bar the test-only address rewrite)."""
     root = render(**PROMETHEUS_CANARY)
-    readme = " ".join((root / "README.md").read_text().split())
+    readme = " ".join((root / "docs" / "deploying.md").read_text().split())
     rollout = yaml.safe_load((root / "deploy" / "base" / "rollout.yaml").read_text())
     annotations = rollout["spec"]["template"]["metadata"]["annotations"]
     rules = scrape_job(Path("kubeconfig"), {})["relabel_configs"]
