@@ -78,12 +78,12 @@ def test_documented_error_tolerance_is_the_configured_one(
 
 
 @pytest.mark.parametrize("combo", [combo_id(a) for a in COMBOS])
-def test_readme_grants_what_the_plugin_needs(projects: dict[str, Path], combo: str) -> None:
+def test_the_docs_grant_what_the_plugin_needs(projects: dict[str, Path], combo: str) -> None:
     """promote/abort/retry patch the status subresource and fall back only on
     NotFound, so Forbidden fails them; `status` waits, before its --timeout
     applies, until its informers have listed these kinds (viewcontroller.go)."""
-    readme = (projects[combo] / "README.md").read_text()
-    paragraph = readme.split("The identity the deploy workflow uses needs", 1)[1].split("\n\n")[0]
+    docs = (projects[combo] / "docs" / "deploying.md").read_text()
+    paragraph = docs.split("The identity the deploy workflow uses needs", 1)[1].split("\n\n")[0]
     rights = " ".join(paragraph.split())
     assert "`rollouts/status`" in rights
     watched = re.search(r"list and watch ([^(]*)\(", rights)
