@@ -216,16 +216,8 @@ def prerequisites(profile: dict[str, Any], pins: dict[str, Any]) -> list[str]:
 
 def platform_requires(profile: dict[str, Any], pins: dict[str, Any]) -> list[str]:
     """`group:requirement` for each dependency the stack's gates need, pins resolved."""
-
-    def resolve(match: re.Match[str]) -> str:
-        section, name = match.groups()
-        value = pins.get(section, {}).get(name)
-        if value is None:
-            raise ValueError(f"{STACKS_FILE}: {match.group()} is not in {PINS_FILE}")
-        return str(value)
-
     return [
-        f"{group}:{_PIN_REF.sub(resolve, requirement)}"
+        f"{group}:{_resolve_pins(requirement, pins)}"
         for group, requirements in (profile.get("platform_requires") or {}).items()
         for requirement in requirements
     ]
