@@ -16,9 +16,10 @@ bootstrap: ## install the template's tooling into .venv
 # enforce it too.
 # Three workers on two cores: much of the suite waits (on services, the
 # cluster's controller, timeouts it proves), and a third worker uses that
-# time (measured: CPU 79% busy with three).
+# time (measured: CPU 79% busy with three). Groups go out longest first
+# (tests/conftest.py, LONGEST_FIRST), not xdist's most-tests-first.
 test: bootstrap lint ## lint, then the whole suite (starts its own PostgreSQL)
-	$(VENV)/pytest -n 3 --dist loadgroup $(if $(SLIPWAY_PYTEST_MARKERS),-m "$(SLIPWAY_PYTEST_MARKERS)")
+	$(VENV)/pytest -n 3 --dist loadgroup --no-loadscope-reorder $(if $(SLIPWAY_PYTEST_MARKERS),-m "$(SLIPWAY_PYTEST_MARKERS)")
 
 # The deploy tests' Kubernetes control plane + Argo Rollouts, built from the Go
 # module proxy (7-15 min cold on 2 cores, then cached outside the repo under

@@ -20,10 +20,39 @@ from tests.support.ci_skips import (  # noqa: F401  (hooks: a skip fails the run
 )
 from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.render import RenderFn as RenderFn  # re-exported for test modules
-from tests.support.render import renderer
+from tests.support.render import renderer, tree_digest
 from tests.support.update import Updated, build_template_repo, git_env, updater
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# xdist hands out groups in collection order (the Makefile turns its
+# biggest-group-first order off): the groups that take longest go first, so
+# none of them starts while the others are nearly done. The cluster's tests
+# mostly wait on its controllers and use little CPU: started early, they
+# overlap the CPU-bound groups. Ranked by wall time in a -n 3 run; an unlisted
+# group or test goes after these, in collection order.
+LONGEST_FIRST = (
+    "cluster",
+    "first-hour",
+    "service-python",
+    "service-typescript",
+    "deploy-manifests",
+    "service-python-golang-migrate",
+    "update",
+    "workflows",
+    "service-go",
+    "service-typescript-golang-migrate",
+    "render",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        groups = {str(m.args[0]) for m in item.iter_markers("xdist_group")}
+        return min((LONGEST_FIRST.index(g) for g in groups & set(LONGEST_FIRST)), default=99)
+
+    items.sort(key=rank)  # stable: collection order within a rank
 
 
 # No saved-failures database: a run behaves the same on a laptop and on a fresh
@@ -49,7 +78,14 @@ def render(template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) ->
     Callers must treat the returned folder as read-only (copy it first to
     change anything).
     """
-    return renderer(template_snapshot, lambda: tmp_path_factory.mktemp("render"))
+    shared = None
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # The workers' common base temp is this run's alone; the snapshot's
+        # digest in the name keeps a render from ever meeting another template.
+        shared = tmp_path_factory.getbasetemp().parent / f"renders-{tree_digest(template_snapshot)}"
+    return renderer(
+        template_snapshot, lambda: tmp_path_factory.mktemp("render"), shared, current=True
+    )
 
 
 @pytest.fixture(scope="session")

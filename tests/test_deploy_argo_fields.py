@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RenderFn
-from tests.support.deploy import ENVS, build, combo_id, load_docs, manifest_combos
+from tests.support.deploy import ENVS, build_render, combo_id, load_docs, manifest_combos
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-manifests")]
 
@@ -30,7 +30,7 @@ def projects(render: RenderFn) -> dict[str, Path]:
 
 
 def built(project: Path, env: str, kind: str) -> list[dict[str, Any]]:
-    return [d for d in load_docs(build(project, env)) if d["kind"] == kind]
+    return [d for d in load_docs(build_render(project, env)) if d["kind"] == kind]
 
 
 @pytest.mark.parametrize("combo", [combo_id(a) for a in COMBOS])

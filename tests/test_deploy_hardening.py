@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import RenderFn
 from tests.support.combos import values
-from tests.support.deploy import ENVS, build, combo_id, load_docs, manifest_combos
+from tests.support.deploy import ENVS, build_render, combo_id, load_docs, manifest_combos
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-manifests")]
 
@@ -45,7 +45,7 @@ def builds(render: RenderFn) -> dict[str, Built]:
     result = {}
     for answers in COMBOS:
         project = render(**answers)
-        docs = {env: load_docs(build(project, env)) for env in ENVS}
+        docs = {env: load_docs(build_render(project, env)) for env in ENVS}
         result[combo_id(answers)] = Built(answers, project, docs)
     return result
 

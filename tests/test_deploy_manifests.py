@@ -34,6 +34,7 @@ from tests.support.deploy import (
     IMAGE,
     ROOT,
     build,
+    build_render,
     combo_id,
     load_docs,
     manifest_combos,
@@ -75,7 +76,7 @@ def builds(render: RenderFn) -> dict[str, Built]:
     result = {}
     for answers in COMBOS:
         project = render(**answers)
-        docs = {env: load_docs(build(project, env)) for env in ENVS}
+        docs = {env: load_docs(build_render(project, env)) for env in ENVS}
         result[combo_id(answers)] = Built(answers, project, docs)
     return result
 

@@ -392,6 +392,16 @@ def test_setup_installs_the_hooks_idempotently_and_says_so(
     assert "hooks-install: pre-commit hooks ready" in again.stdout
     assert hook.read_bytes() == before
     assert not run(result.root, first_hour_env, "git", "status", "--porcelain").stdout.strip()
+    if STACKS[stack].name == "typescript":
+        # node_modules is what the lock says: no second `npm ci` (about 20 s),
+        # until a manifest changes (`make -n`: what make would run).
+        assert "npm ci" in result.output_of("make setup")
+        assert "npm ci" not in again.stdout, again.stdout
+        for manifest in ("package.json", "package-lock.json"):
+            os.utime(result.root / manifest)
+            dry = run(result.root, first_hour_env, "make", "-n", "setup")
+            assert "npm ci" in dry.stdout, (manifest, dry.stdout)
+            run(result.root, first_hour_env, "touch", "node_modules/.package-lock.json")
 
 
 # --- the hooks ----------------------------------------------------------------------

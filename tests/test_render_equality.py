@@ -139,6 +139,11 @@ INTENDED: tuple[Intended, ...] = (
     Intended("docs/pipeline.md", "CI's hooks job runs `make hooks-ci`, not `make hooks`"),
     Intended(".editorconfig", "ruff's line length is in ruff.toml", {"stack": "python"}),
     Intended(".editorconfig", "prettier's line length, 100", {"stack": "typescript"}),
+    Intended(
+        "Makefile",
+        "a second `make setup` skips `npm ci` while node_modules matches the lock",
+        {"stack": "typescript"},
+    ),
     Intended("README.md", "the repo map names the tool settings files", {"stack": "python"}),
     *(
         Intended(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -95,5 +96,17 @@ def build(project: Path, env_name: str, image: str | None = IMAGE) -> str:
     return result.stdout
 
 
+@functools.cache
+def build_render(project: Path, env_name: str) -> str:
+    """`build` of a render nobody changes (the `render` fixture's), once per
+    worker: several modules check the same renders' manifests."""
+    return build(project, env_name)
+
+
+# libyaml's loader: the same documents as yaml.safe_load_all, parsed in C (the
+# deploy tests parse every combination's manifests).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_docs(text: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(text) if d]
+    return [d for d in yaml.load_all(text, Loader=_LOADER) if d]
