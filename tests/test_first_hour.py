@@ -467,13 +467,20 @@ def test_a_fresh_copy_of_each_other_pair_passes_its_own_hooks(
     )
     env = STACKS[pair].env(first_hour_env)
     git(root, env, "init", "-q", "-b", "main")
-    if (prepared / "node_modules").is_dir():
-        (root / "node_modules").symlink_to(prepared / "node_modules")
-        # .gitignore's `node_modules/` matches folders, not this link.
-        (root / ".git" / "info" / "exclude").write_text("/node_modules\n")
+    link_node_modules(prepared, root)
     git(root, env, "add", "-A")
     git(root, env, "commit", "-q", "-m", "Fresh copy")
     assert_hooks_pass(root, pair, env)
+
+
+def link_node_modules(source: Path, root: Path) -> None:
+    """`root`'s node_modules: a link to `source`'s, if it has one (the hooks
+    only read it; copying it costs seconds of disk writes per copy)."""
+    if (source / "node_modules").is_dir():
+        (root / "node_modules").symlink_to(source / "node_modules")
+        # .gitignore's `node_modules/` matches folders, not this link.
+        with (root / ".git" / "info" / "exclude").open("a") as exclude:
+            exclude.write("/node_modules\n")
 
 
 def _conflict(root: Path) -> Path:
@@ -540,9 +547,13 @@ def test_a_seeded_defect_is_caught_before_commit(
     first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
     source = first_hour(stack, through="make setup").root
     root = tmp_path / "service"
-    # Everything but the virtualenv: no seeded file is one the stack's
-    # linters (which run from it) look at.
-    shutil.copytree(source, root, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+    # Everything but the virtualenv (no seeded file is one the stack's
+    # linters, which run from it, look at) and node_modules (linked: prettier
+    # reads the seeded Markdown and YAML).
+    shutil.copytree(
+        source, root, symlinks=True, ignore=shutil.ignore_patterns(".venv", "node_modules")
+    )
+    link_node_modules(source, root)
     plant, hooks, evidence = DEFECTS[defect]
     plant(root)
     head = git(root, first_hour_env, "rev-parse", "HEAD")
