@@ -535,15 +535,26 @@ DEFECTS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], str]] = {
 }
 
 
-@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def failed_hooks(output: str) -> dict[str, str]:
+    """hook id -> what pre-commit printed for it, for each hook that failed."""
+    sections = re.split(r"^(?=\S.*\.{3,}.*(?:Passed|Failed|Skipped)$)", output, flags=re.M)
+    found = {}
+    for section in sections:
+        hook = re.search(r"^- hook id: (\S+)$", section, re.M)
+        if hook:
+            found[hook.group(1)] = section
+    return found
+
+
 @pytest.mark.parametrize("stack", FIRST_HOUR_IDS)
-def test_a_seeded_defect_is_caught_before_commit(
+def test_seeded_defects_are_caught_before_commit(
     stack: str,
-    defect: str,
     first_hour: FirstHourFn,
     first_hour_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
+    """All five defects in one commit (each in a file of its own): every one
+    is named by one of its hooks, in that hook's own output."""
     first_hour_env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
     source = first_hour(stack, through="make setup").root
     root = tmp_path / "service"
@@ -554,17 +565,34 @@ def test_a_seeded_defect_is_caught_before_commit(
         source, root, symlinks=True, ignore=shutil.ignore_patterns(".venv", "node_modules")
     )
     link_node_modules(source, root)
-    plant, hooks, evidence = DEFECTS[defect]
-    plant(root)
+    planted = {defect: plant(root) for defect, (plant, _, _) in DEFECTS.items()}
+    assert len(set(planted.values())) == len(DEFECTS), "two defects share a file"
     head = git(root, first_hour_env, "rev-parse", "HEAD")
     git(root, first_hour_env, "add", "-A")
-    commit = run(root, first_hour_env, "git", "commit", "-m", f"seed {defect}")
+    commit = run(root, first_hour_env, "git", "commit", "-m", "seed every defect")
     output = commit.stdout + commit.stderr
     assert commit.returncode != 0, output[-4000:]
-    assert git(root, first_hour_env, "rev-parse", "HEAD") == head, "the defect was committed"
-    failed = re.findall(r"^- hook id: (\S+)$", output, re.M)
-    assert set(hooks) <= set(failed), f"{hooks} not all in {failed}\n{output[-4000:]}"
-    assert evidence in output, output[-4000:]
+    assert git(root, first_hour_env, "rev-parse", "HEAD") == head, "the defects were committed"
+    failed = failed_hooks(output)
+    for defect, (_, hooks, evidence) in DEFECTS.items():
+        missing = [hook for hook in hooks if hook not in failed]
+        assert not missing, f"{defect}: {missing} did not fail\n{output[-6000:]}"
+        assert any(evidence in failed[hook] for hook in hooks), (
+            f"{defect}: no {evidence!r} in {hooks}' output\n{output[-6000:]}"
+        )
+
+
+def test_failed_hooks_reads_each_hook_apart() -> None:
+    output = (
+        "check for merge conflicts................................................Failed\n"
+        "- hook id: check-merge-conflict\n- exit code: 1\n\nNOTES.md:2: Merge conflict\n"
+        "detect private key.......................................................Passed\n"
+        "hadolint.................................................................Failed\n"
+        "- hook id: hadolint\n- exit code: 1\n\nDockerfile:1 DL3007 warning\n"
+    )
+    found = failed_hooks(output)
+    assert set(found) == {"check-merge-conflict", "hadolint"}
+    assert "DL3007" in found["hadolint"] and "DL3007" not in found["check-merge-conflict"]
 
 
 # --- make help ------------------------------------------------------------------------

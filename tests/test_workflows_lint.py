@@ -181,14 +181,83 @@ def test_a_bare_inline_suppression_is_reported(rendered: list[Rendered]) -> None
     ]
 
 
-def test_yamllint_strict(rendered: list[Rendered]) -> None:
-    # The whole generated repo, as `make yamllint` does, with its own config.
-    failures = []
+YAMLLINT_CONFIG = ".yamllint.yml"
+
+
+def label(r: Rendered) -> str:
+    return f"{r.id} ({r.root.name})"  # the id alone may repeat (it leaves out `cluster`)
+
+
+def yaml_layers(rendered: list[Rendered], where: Path) -> dict[Path, dict[str, list[str]]]:
+    """Every YAML file of every render (yamllint's default `yaml-files`), each
+    distinct (path, content) once: layer k holds the k-th distinct version of
+    each path, at that path, with the renders' (identical) config at its
+    root. Layer folder -> path -> the renders that have that version."""
+    configs = {(r.root / YAMLLINT_CONFIG).read_bytes() for r in rendered}
+    assert len(configs) == 1, "the yamllint config differs between combos"
+    layers: list[dict[str, bytes]] = []
+    owners: dict[tuple[str, bytes], list[str]] = {}
     for r in rendered:
-        result = run(["yamllint", "--strict", "-f", "parsable", "."], cwd=r.root)
+        for path in sorted(r.root.rglob("*")):
+            if path.is_file() and (path.suffix in {".yaml", ".yml"} or path.name == ".yamllint"):
+                rel, data = path.relative_to(r.root).as_posix(), path.read_bytes()
+                if (rel, data) not in owners:
+                    layer = next((files for files in layers if rel not in files), None)
+                    if layer is None:
+                        layers.append(layer := {})
+                    layer[rel] = data
+                owners.setdefault((rel, data), []).append(label(r))
+    found: dict[Path, dict[str, list[str]]] = {}
+    for k, files in enumerate(layers):
+        root = where / f"layer-{k}"
+        for rel, data in {**files, YAMLLINT_CONFIG: configs.copy().pop()}.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+        found[root] = {rel: owners[(rel, data)] for rel, data in files.items()}
+    return found
+
+
+def yamllint_failures(rendered: list[Rendered], where: Path) -> list[str]:
+    failures = []
+    for root, owners in yaml_layers(rendered, where).items():
+        result = run(["yamllint", "--strict", "-f", "parsable", "."], cwd=root)
         if result.returncode != 0:
-            failures.append(f"{r.id}:\n{result.stdout}{result.stderr}")
+            for line in (result.stdout + result.stderr).splitlines():
+                rel = line.split(":", 1)[0].removeprefix("./")
+                failures.append(f"{line}  (in {', '.join(owners.get(rel, ['?']))})")
+    return failures
+
+
+def test_yamllint_strict(rendered: list[Rendered], tmp_path: Path) -> None:
+    # The whole generated repo, as `make yamllint` does, with its own config;
+    # a file many renders share identically is linted once, not once each.
+    failures = yamllint_failures(rendered, tmp_path)
     assert not failures, "\n".join(failures)
+
+
+def test_yamllint_layers_hold_every_yaml_file_once(
+    rendered: list[Rendered], tmp_path: Path
+) -> None:
+    layers = yaml_layers(rendered[:6], tmp_path)
+    for r in rendered[:6]:
+        for path in r.root.rglob("*.y*ml"):
+            rel = path.relative_to(r.root).as_posix()
+            holding = [root for root, owners in layers.items() if label(r) in owners.get(rel, [])]
+            assert len(holding) == 1, (label(r), rel, holding)
+            assert (holding[0] / rel).read_bytes() == path.read_bytes()
+
+
+def test_yamllint_reports_a_planted_problem_with_its_render(
+    rendered: list[Rendered], tmp_path: Path
+) -> None:
+    planted = Rendered(rendered[1].answers, tmp_path / "planted")
+    shutil.copytree(rendered[1].root, planted.root)
+    deploy = planted.root / "deploy" / "base" / "kustomization.yaml"
+    deploy.write_text(deploy.read_text() + "trailing:   \n")
+    failures = yamllint_failures([rendered[0], planted], tmp_path / "layers")
+    assert len(failures) == 1, failures
+    assert "deploy/base/kustomization.yaml" in failures[0] and "trailing-spaces" in failures[0]
+    assert f"(in {label(planted)})" in failures[0]
 
 
 @pytest.mark.parametrize(
