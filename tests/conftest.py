@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.support.render import renderer, tree_digest
 from tests.support.update import Updated, build_template_repo, git_env, updater
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
 
 
 # xdist hands out groups in collection order (the Makefile turns its
@@ -115,6 +117,37 @@ def service_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     # entries are reused only where the source is the same (the first strict
     # check of the installed packages takes about 12 s; later ones 1 s).
     env["MYPY_CACHE_DIR"] = str(shared / "mypy-cache")
+    return env
+
+
+@pytest.fixture(scope="session")
+def first_hour_env(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """A developer's machine: uv, uvx, go, git with an identity; not CI.
+
+    PRE_COMMIT_HOME sits outside the per-run base temp, so hook environments
+    are built once per machine, not once per run.
+    """
+    shared = tmp_path_factory.getbasetemp().parent
+    tools = shared / "first-hour-bin"
+    tools.mkdir(exist_ok=True)
+    for name in ("uv", "uvx"):
+        link, target = tools / name, VENV_BIN / name
+        # A link left by a run from another checkout may dangle: replace it
+        # atomically (rename over it) so concurrent runs never see it missing.
+        if not (link.is_symlink() and os.readlink(link) == str(target)):
+            fresh = tools / f".{name}-{os.getpid()}"
+            fresh.unlink(missing_ok=True)
+            fresh.symlink_to(target)
+            fresh.replace(link)
+    home = tmp_path_factory.mktemp("first-hour-home")
+    env = {**git_env(home), **service_env}
+    env["GIT_CONFIG_GLOBAL"] = str(home / "gitconfig")
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    env["PATH"] = f"{tools}{os.pathsep}{service_env['PATH']}"
+    env["PRE_COMMIT_HOME"] = str(shared / "pre-commit-home")
+    env.pop("CI", None)  # `make setup` installs hooks on a laptop, not in CI
     return env
 
 

@@ -30,12 +30,13 @@ import pytest
 import yaml
 from copier import run_copy
 
-from extensions.slipway import load_pins, load_stacks
+from extensions.slipway import load_pins
 from tests.conformance.stacks import STACKS
 from tests.conftest import RenderFn
 from tests.support.combos import combos, make_calls, runs
+from tests.support.hooks import STEP_TIMEOUT, assert_hooks_pass, link_node_modules, run
 from tests.support.postgres import PostgresServer, free_port, tables
-from tests.support.update import git, git_env
+from tests.support.update import git
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("first-hour")]
 
@@ -46,42 +47,10 @@ STACK_IDS = sorted(STACKS)
 # which tests/test_golang_migrate_stacks.py runs (`make ci` included).
 FIRST_HOUR_IDS = sorted(key for key, stack in STACKS.items() if key == stack.name)
 VENV_BIN = Path(sys.executable).parent
-STEP_TIMEOUT = 1200.0  # bounds a hang (first hook install builds actionlint); never a speed claim
 COMMENT = re.compile(r"\s+#\s.*$")
 
 
 # --- the shared fresh copies ----------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def first_hour_env(
-    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """A developer's machine: uv, uvx, go, git with an identity; not CI.
-
-    PRE_COMMIT_HOME sits outside the per-run base temp, so hook environments
-    are built once per machine, not once per run.
-    """
-    shared = tmp_path_factory.getbasetemp().parent
-    tools = shared / "first-hour-bin"
-    tools.mkdir(exist_ok=True)
-    for name in ("uv", "uvx"):
-        link, target = tools / name, VENV_BIN / name
-        # A link left by a run from another checkout may dangle: replace it
-        # atomically (rename over it) so concurrent runs never see it missing.
-        if not (link.is_symlink() and os.readlink(link) == str(target)):
-            fresh = tools / f".{name}-{os.getpid()}"
-            fresh.unlink(missing_ok=True)
-            fresh.symlink_to(target)
-            fresh.replace(link)
-    home = tmp_path_factory.mktemp("first-hour-home")
-    env = {**git_env(home), **service_env}
-    env["GIT_CONFIG_GLOBAL"] = str(home / "gitconfig")
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    env["PATH"] = f"{tools}{os.pathsep}{service_env['PATH']}"
-    env["PRE_COMMIT_HOME"] = str(shared / "pre-commit-home")
-    env.pop("CI", None)  # `make setup` installs hooks on a laptop, not in CI
-    return env
 
 
 @dataclass
@@ -264,14 +233,6 @@ def first_hour(
     return _get
 
 
-def run(
-    root: Path, env: dict[str, str], *argv: str, timeout: float = STEP_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv), cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
 # --- the after-copy message ---------------------------------------------------------
 
 
@@ -407,80 +368,12 @@ def test_setup_installs_the_hooks_idempotently_and_says_so(
 # --- the hooks ----------------------------------------------------------------------
 
 
-def assert_hooks_pass(root: Path, stack: str, env: dict[str, str]) -> None:
-    """`make hooks` passes every hook on a fresh copy; `make hooks-ci` runs
-    exactly the hooks no other CI job runs."""
-    done = run(root, env, "make", "--no-print-directory", "hooks")
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    config = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())
-    outcome = dict(re.findall(r"^(.+?)\.{3,}(?:\(no files to check\))?(\w+)$", done.stdout, re.M))
-    for hook in (h for repo in config["repos"] for h in repo["hooks"]):
-        status = outcome.get(hook["name"])
-        # A fresh copy has no *.rej file for that hook to look at; every
-        # other hook has files to check and must pass them.
-        expected = "Skipped" if hook["id"] == "no-rejected-hunks" else "Passed"
-        assert status == expected, f"{hook['id']}: {status}\n{done.stdout[-4000:]}"
-
-    # CI's hooks job: the hooks the lint and pipeline jobs run are skipped,
-    # and what is left needs neither the stack's toolchain nor Go.
-    ci = run(root, env, "make", "--no-print-directory", "hooks-ci")
-    assert ci.returncode == 0, ci.stdout[-6000:] + ci.stderr[-3000:]
-    outcome = dict(re.findall(r"^(.+?)\.{3,}(?:\(no files to check\))?(\w+)$", ci.stdout, re.M))
-    skipped = set(load_stacks()["stacks"][STACKS[stack].name]["lint_hooks"])
-    skipped |= {"actionlint", "zizmor", "yamllint", "hadolint"}
-    for hook in (h for repo in config["repos"] for h in repo["hooks"]):
-        ran = outcome.get(hook["name"]) not in (None, "Skipped")
-        assert ran == (hook["id"] not in skipped | {"no-rejected-hunks"}), (hook["id"], ci.stdout)
-        if ran:
-            assert hook["language"] in {"python", "pygrep", "fail"}, hook
-
-
 @pytest.mark.parametrize("stack", FIRST_HOUR_IDS)
 def test_a_fresh_copy_passes_its_own_hooks(
     stack: str, first_hour: FirstHourFn, first_hour_env: dict[str, str]
 ) -> None:
     env = STACKS[stack].env(first_hour_env)  # the stack's toolchain (pinned Node)
     assert_hooks_pass(first_hour(stack, through="make setup").root, stack, env)
-
-
-# The other migration tools' pairs: no first hour of their own (it differs
-# only in the migration targets), so their hooks run on a git repository made
-# from the set-up copy tests/test_golang_migrate_stacks.py shares. Python's
-# hooks sync a .venv of the copy's own (uv run); TypeScript's read
-# node_modules, linked from the set-up copy (the hooks only read it).
-PAIR_IDS = [key for key in STACK_IDS if key not in FIRST_HOUR_IDS]
-
-
-@pytest.mark.parametrize(
-    "pair", [pytest.param(p, marks=pytest.mark.xdist_group(f"service-{p}")) for p in PAIR_IDS]
-)
-def test_a_fresh_copy_of_each_other_pair_passes_its_own_hooks(
-    pair: str,
-    prepared_service: Callable[[str], Path],
-    first_hour_env: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    prepared = prepared_service(pair)
-    root = tmp_path / "service"
-    shutil.copytree(
-        prepared, root, symlinks=True, ignore=shutil.ignore_patterns(".venv", "node_modules")
-    )
-    env = STACKS[pair].env(first_hour_env)
-    git(root, env, "init", "-q", "-b", "main")
-    link_node_modules(prepared, root)
-    git(root, env, "add", "-A")
-    git(root, env, "commit", "-q", "-m", "Fresh copy")
-    assert_hooks_pass(root, pair, env)
-
-
-def link_node_modules(source: Path, root: Path) -> None:
-    """`root`'s node_modules: a link to `source`'s, if it has one (the hooks
-    only read it; copying it costs seconds of disk writes per copy)."""
-    if (source / "node_modules").is_dir():
-        (root / "node_modules").symlink_to(source / "node_modules")
-        # .gitignore's `node_modules/` matches folders, not this link.
-        with (root / ".git" / "info" / "exclude").open("a") as exclude:
-            exclude.write("/node_modules\n")
 
 
 def _conflict(root: Path) -> Path:

@@ -27,7 +27,9 @@ from extensions.slipway import load_pins, stack_profile
 from tests.conformance.service import check_make, run_make
 from tests.conformance.stacks import STACKS
 from tests.conftest import RenderFn
+from tests.support.hooks import assert_hooks_pass, link_node_modules
 from tests.support.postgres import PostgresServer
+from tests.support.update import git
 
 ROOT = Path(__file__).resolve().parent.parent
 PINS = load_pins()
@@ -428,3 +430,29 @@ def test_migrate_check_fails_when_the_models_and_the_migrations_disagree(
     assert result.returncode != 0
     assert "the models and the migrations disagree" in output(result)
     assert "column items.sku: not in the migrations" in output(result)
+
+
+# No first hour of their own (tests/test_first_hour.py: it differs only in
+# the migration targets), so the pairs' hooks run on a git repository made
+# from the set-up copy this module's other tests share (in the same xdist
+# group, so one worker sets it up once). Python's hooks sync a .venv of the
+# copy's own (uv run); TypeScript's read node_modules, linked from the set-up
+# copy (the hooks only read it).
+@pytest.mark.parametrize("pair", ON_WORKER)
+def test_a_fresh_copy_of_each_other_pair_passes_its_own_hooks(
+    pair: str,
+    prepared_service: Callable[[str], Path],
+    first_hour_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    prepared = prepared_service(pair)
+    root = tmp_path / "service"
+    shutil.copytree(
+        prepared, root, symlinks=True, ignore=shutil.ignore_patterns(".venv", "node_modules")
+    )
+    env = STACKS[pair].env(first_hour_env)
+    git(root, env, "init", "-q", "-b", "main")
+    link_node_modules(prepared, root)
+    git(root, env, "add", "-A")
+    git(root, env, "commit", "-q", "-m", "Fresh copy")
+    assert_hooks_pass(root, pair, env)
