@@ -358,11 +358,15 @@ def test_setup_installs_the_hooks_idempotently_and_says_so(
         # until a manifest changes (`make -n`: what make would run).
         assert "npm ci" in result.output_of("make setup")
         assert "npm ci" not in again.stdout, again.stdout
+        # Explicit times: two writes within one clock tick share an mtime.
+        stamp = result.root / "node_modules" / ".package-lock.json"
         for manifest in ("package.json", "package-lock.json"):
-            os.utime(result.root / manifest)
+            now = time.time()
+            os.utime(stamp, (now - 100, now - 100))
+            os.utime(result.root / manifest, (now - 50, now - 50))
             dry = run(result.root, first_hour_env, "make", "-n", "setup")
             assert "npm ci" in dry.stdout, (manifest, dry.stdout)
-            run(result.root, first_hour_env, "touch", "node_modules/.package-lock.json")
+            os.utime(result.root / manifest, (now - 200, now - 200))
 
 
 # --- the hooks ----------------------------------------------------------------------
