@@ -126,8 +126,9 @@ def first_hour_env(
 ) -> dict[str, str]:
     """A developer's machine: uv, uvx, go, git with an identity; not CI.
 
-    PRE_COMMIT_HOME sits outside the per-run base temp, so hook environments
-    are built once per machine, not once per run.
+    PRE_COMMIT_HOME sits in ~/.cache/slipway/, so hook environments are
+    built once per machine, not once per run (pre-commit locks its store
+    while it installs, so workers and runs can share it).
     """
     shared = tmp_path_factory.getbasetemp().parent
     tools = shared / "first-hour-bin"
@@ -146,7 +147,8 @@ def first_hour_env(
     env["GIT_CONFIG_GLOBAL"] = str(home / "gitconfig")
     env["GIT_CONFIG_NOSYSTEM"] = "1"
     env["PATH"] = f"{tools}{os.pathsep}{service_env['PATH']}"
-    env["PRE_COMMIT_HOME"] = str(shared / "pre-commit-home")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    env["PRE_COMMIT_HOME"] = str(cache / "slipway" / "pre-commit")
     env.pop("CI", None)  # `make setup` installs hooks on a laptop, not in CI
     return env
 
