@@ -2,7 +2,10 @@
 
 One cluster per test session, owned by one pytest-xdist worker: every test
 module here sets `pytestmark = CLUSTER` (the `cluster` xdist group; `make
-test` runs `--dist loadgroup`).
+test` runs `--dist loadgroup`), so this package's tests run together. The
+cluster, its Prometheus and the analysis targets are package-scoped: they
+stop after the package's last test, not when the worker's session ends (it
+goes on with other groups, and an idle control plane still takes CPU).
 Each test gets its own namespace and its own copy of a rendered project.
 """
 
@@ -29,7 +32,7 @@ from tests.support.cluster.prometheus import Prometheus, running_prometheus
 from tests.support.postgres import PostgresServer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
     try:
         ensure_binaries()
@@ -44,7 +47,7 @@ def cluster() -> Iterator[Cluster]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prometheus(cluster: Cluster) -> Iterator[Prometheus]:
     """A real Prometheus discovering the cluster's pods (tests route their namespace)."""
     try:
@@ -58,7 +61,7 @@ def prometheus(cluster: Cluster) -> Iterator[Prometheus]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def analysis_targets(
     prepared_service: PreparedFn,
     postgres: PostgresServer,
