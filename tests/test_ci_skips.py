@@ -61,6 +61,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_pytest(project: Path, ci: bool, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PYTHONPATH"] = str(ROOT)
+    # Only the hooks under test (and xdist, by -p): the suite's other pytest
+    # plugins (pytest-copie, hypothesis, anyio) take seconds to import in each
+    # process and play no part in how a skip is reported.
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     if ci:
         env["CI"] = "true"
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", *args]
@@ -75,7 +79,9 @@ def test_outside_ci_the_skips_are_skips(project: Path) -> None:
     assert re.search(r"\b1 passed, 5 skipped, 1 xfailed\b", result.stdout), result.stdout
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+@pytest.mark.parametrize(
+    "workers", [[], ["-p", "xdist.plugin", "-n", "2"]], ids=["in-process", "xdist"]
+)
 def test_in_ci_every_skip_fails_the_run(project: Path, workers: list[str]) -> None:
     # Collection errors would stop the run before the tests' own skips show.
     result = run_pytest(project, True, "--continue-on-collection-errors", *workers)
